@@ -127,40 +127,122 @@ def webfleet_firewall_allow(access, inventory_hostname, hostvars, groups, var="w
     return allow
 
 
-def webfleet_backends(lb_host, hostvars, groups, web_group="web"):
-    """Web servers behind an LB: those of the LB's DC are primary, the rest are backups."""
+def webfleet_backends(lb_host, hostvars, groups, web_group="web", hosts=None,
+                      var="webfleet_lb_backend_hosts"):
+    """Web servers behind an LB: those of the LB's DC are primary, the rest are backups.
+
+    ``hosts`` optionally narrows the pool to these inventory hosts (``var`` names the variable
+    they came from, for the error message); by default every host of ``web_group`` is a backend.
+    Each backend is ``{name, address, dc, backup}``; ``address`` is ``webfleet_backend_address``
+    when the inventory sets it, else the host's first address (``webfleet_addresses``). The
+    order is stable (primaries first, then by DC and name) so the rendered config does not
+    change between runs.
+    """
+    if lb_host not in hostvars:
+        raise AnsibleFilterError(f"load balancer {lb_host!r} is not in the inventory")
     lb_dc = hostvars[lb_host].get("webfleet_dc")
     if not lb_dc:
         raise AnsibleFilterError(f"webfleet_dc is not set for {lb_host}")
+    members = list(groups.get(web_group, []))
+    if hosts is not None:
+        if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
+            raise AnsibleFilterError(f"{var} must be a list of inventory hosts, got {hosts!r}")
+        for i, name in enumerate(hosts):
+            if name not in hostvars:
+                raise AnsibleFilterError(
+                    f"{var}[{i}]: {name!r} is not a host in the inventory")
+        members = list(hosts)
     backends = []
-    for host in groups.get(web_group, []):
+    for host in dict.fromkeys(members):
         hv = hostvars[host]
         dc = hv.get("webfleet_dc")
         if not dc:
             raise AnsibleFilterError(f"webfleet_dc is not set for {host}")
+        address = hv.get("webfleet_backend_address") or webfleet_addresses(host, hostvars)[0]
+        if not _is_network(address):
+            raise AnsibleFilterError(
+                f"webfleet_backend_address of {host}: {address!r} is not an IP address")
         backends.append({
             "name": host,
-            "address": webfleet_addresses(host, hostvars)[0] if not hv.get("webfleet_backend_address")
-            else hv["webfleet_backend_address"],
-            "dc": dc,
+            "address": str(address),
+            "dc": str(dc),
             "backup": dc != lb_dc,
         })
+    if not backends:
+        raise AnsibleFilterError(
+            f"no web servers for {lb_host}: group {web_group!r} is empty and {var} is not set")
     return sorted(backends, key=lambda b: (b["backup"], b["dc"], b["name"]))
 
 
-def webfleet_scrape_targets(hostvars, groups, group, port, env=None):
-    """Prometheus static targets for every host of a group, labelled with dc, tier and env."""
+# Tier label of a host, from the first tier group it belongs to (webfleet_tier overrides).
+TIER_GROUPS = (("lb", "lb"), ("web", "web"), ("nginx", "web"), ("apache", "web"),
+               ("monitoring", "monitoring"))
+
+
+def _tier(host, hv, groups):
+    if hv.get("webfleet_tier"):
+        return str(hv["webfleet_tier"])
+    for group, tier in TIER_GROUPS:
+        if host in groups.get(group, []):
+            return tier
+    return "other"
+
+
+def webfleet_scrape_targets(hostvars, groups, group, port=None, env=None,
+                            target="{address}:{port}", var="webfleet_scrape_targets",
+                            labels=None):
+    """Prometheus static_configs for every host of ``group``, labelled with dc, tier and env.
+
+    One entry per host, sorted by host name so the rendered config is stable:
+    ``{"targets": [target], "labels": {"instance": host, "dc", "tier", "env", ...labels}}``.
+
+    * ``group`` is an inventory group, or ``all``; a tier group the inventory leaves out
+      (``OPTIONAL_GROUPS``) gives no targets, any other unknown group is an error.
+    * ``target`` is a format string with ``{address}``, ``{host}``, ``{port}`` and ``{dc}``:
+      ``"{address}:{port}"`` for exporters, ``"https://{address}/healthz"`` for blackbox probes.
+    * ``address`` is the host's ``webfleet_scrape_address`` when the inventory sets it, else the
+      inventory host name: targets are scraped over TLS, and the host certificates name the
+      inventory host (so that name must resolve on the monitoring hosts).
+    * ``dc`` comes from ``webfleet_dc`` (an error when a host lacks it: alerts route and inhibit
+      by DC), ``tier`` from ``webfleet_tier`` or the host's tier group, ``env`` from ``env`` or
+      the host's ``webfleet_env``.
+    """
+    if group != "all" and group not in groups and group not in OPTIONAL_GROUPS:
+        raise AnsibleFilterError(f"{var}: group {group!r} is not an inventory group")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                             or not 1 <= port <= 65535):
+        raise AnsibleFilterError(f"{var}: port {port!r} is not a TCP port (an integer 1-65535)")
+    if "{port}" in target and port is None:
+        raise AnsibleFilterError(f"{var}: target {target!r} needs a port")
+    extra = dict(labels or {})
+    reserved = {"instance", "dc", "tier", "env"} & set(extra)
+    if reserved:
+        raise AnsibleFilterError(f"{var}: labels may not override {sorted(reserved)}")
     targets = []
-    for host in groups.get(group, []):
+    for host in sorted(set(groups.get(group, []))):
+        if host not in hostvars:
+            raise AnsibleFilterError(f"{var}: host {host!r} is not in the inventory")
         hv = hostvars[host]
+        dc = hv.get("webfleet_dc")
+        if not dc:
+            raise AnsibleFilterError(
+                f"webfleet_dc is not set for {host}: every scraped host needs its DC (put it in "
+                f"a dc_<name> group)")
+        environment = env or hv.get("webfleet_env")
+        if not environment:
+            raise AnsibleFilterError(f"webfleet_env is not set for {host}")
+        address = str(hv.get("webfleet_scrape_address") or host)
+        try:
+            rendered = target.format(address=address, host=host, port=port, dc=dc)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise AnsibleFilterError(f"{var}: bad target format {target!r}: {exc}") from exc
         targets.append({
-            "targets": [f"{hv.get('webfleet_scrape_address', host)}:{port}"],
-            "labels": {
-                "instance": host,
-                "dc": str(hv.get("webfleet_dc", "none")),
-                "tier": str(hv.get("webfleet_tier", group)),
-                "env": str(env or hv.get("webfleet_env", "none")),
-            },
+            "targets": [rendered],
+            "labels": {**{k: str(v) for k, v in extra.items()},
+                       "instance": host,
+                       "dc": str(dc),
+                       "tier": _tier(host, hv, groups),
+                       "env": str(environment)},
         })
     return targets
 

@@ -1,0 +1,76 @@
+"""The inventory wiring filters (plugins/filter/fleet.py)."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from fleet import webfleet_addresses, webfleet_firewall_allow
+
+HOSTVARS = {
+    "web1": {"webfleet_addresses": ["10.0.1.11"], "webfleet_dc": "east"},
+    "web2": {"ansible_host": "10.0.2.11", "webfleet_dc": "west"},
+    "lb1": {"ansible_facts": {"all_ipv4_addresses": ["10.0.1.21"],
+                              "all_ipv6_addresses": ["fe80::1", "fd00::21"]},
+            "webfleet_dc": "east"},
+    "mon1": {"webfleet_addresses": ["10.0.1.31"], "webfleet_dc": "east"},
+    "bare": {"ansible_host": "bare.example.net"},
+}
+GROUPS = {"all": list(HOSTVARS), "web": ["web1", "web2"], "lb": ["lb1"],
+          "monitoring": ["mon1"], "nohost": ["bare"]}
+ACCESS = [
+    {"name": "web", "port": [80, 443], "to": "web", "from": ["lb", "monitoring"]},
+    {"name": "public", "port": 443, "to": "lb", "from": ["any"]},
+    {"name": "exporter", "port": 9100, "to": "all", "from": ["monitoring", "192.0.2.0/24"]},
+]
+
+
+def test_addresses_order_of_truth():
+    assert webfleet_addresses("web1", HOSTVARS) == ["10.0.1.11"]
+    assert webfleet_addresses("web2", HOSTVARS) == ["10.0.2.11"]
+    assert webfleet_addresses("lb1", HOSTVARS) == ["10.0.1.21", "fd00::21"]
+
+
+def test_unknown_address_is_an_error_naming_the_host():
+    with pytest.raises(AnsibleFilterError, match="no address known for bare"):
+        webfleet_addresses("bare", HOSTVARS)
+
+
+def test_web_host_allows_lb_and_monitoring_only():
+    allow = webfleet_firewall_allow(ACCESS, "web1", HOSTVARS, GROUPS)
+    by_name = {a["name"]: a for a in allow}
+    assert set(by_name) == {"web", "exporter"}
+    assert by_name["web"]["sources"] == ["10.0.1.21", "10.0.1.31", "fd00::21"]
+    assert by_name["web"]["port"] == [80, 443]
+    assert by_name["exporter"]["sources"] == ["10.0.1.31", "192.0.2.0/24"]
+
+
+def test_lb_is_public():
+    allow = webfleet_firewall_allow(ACCESS, "lb1", HOSTVARS, GROUPS)
+    assert {"name": "public", "port": [443], "proto": "tcp", "sources": ["any"]} in allow
+
+
+def test_missing_tier_group_matches_nothing():
+    groups = {k: v for k, v in GROUPS.items() if k != "lb"}
+    allow = webfleet_firewall_allow(ACCESS, "web1", HOSTVARS, groups)
+    assert [a["sources"] for a in allow if a["name"] == "web"] == [["10.0.1.31"]]
+
+
+@pytest.mark.parametrize("rule,message", [
+    ({"name": "x", "port": 70000, "to": "web", "from": ["lb"]},
+     r"webfleet_access\[0\] \(x\).port: 70000 is not a TCP/UDP port"),
+    ({"name": "x", "port": 0, "to": "web", "from": ["lb"]}, r"port: 0 is not"),
+    ({"name": "x", "port": "80", "to": "web", "from": ["lb"]}, r"port: '80' is not"),
+    ({"name": "x", "port": 80, "to": "webb", "from": ["lb"]}, r"to: 'webb' is not an inventory group"),
+    ({"name": "x", "port": 80, "to": "web", "from": ["lbb"]}, r"from: 'lbb' is neither"),
+    ({"name": "x", "port": 80, "to": "web", "from": []}, r"from must be a non-empty list"),
+    ({"name": "x", "port": 80, "proto": "sctp", "to": "web", "from": ["lb"]}, r"proto: 'sctp'"),
+    ({"port": 80}, r"must be a dict with at least name"),
+])
+def test_bad_rules_fail_naming_the_variable(rule, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        webfleet_firewall_allow([rule], "web1", HOSTVARS, GROUPS)
+
+
+def test_output_is_stable():
+    one = webfleet_firewall_allow(ACCESS, "web1", HOSTVARS, GROUPS)
+    two = webfleet_firewall_allow(list(ACCESS), "web1", HOSTVARS, GROUPS)
+    assert one == two

@@ -1,0 +1,85 @@
+"""webfleet_scrape_targets: Prometheus targets from the inventory, labelled with dc, tier, env."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "filter"))
+
+from ansible.errors import AnsibleFilterError  # noqa: E402
+
+from fleet import webfleet_scrape_targets  # noqa: E402
+
+HOSTVARS = {
+    "e-web1": {"webfleet_dc": "east", "webfleet_env": "lab"},
+    "e-lb1": {"webfleet_dc": "east", "webfleet_env": "lab", "webfleet_scrape_address": "10.0.1.21"},
+    "w-web1": {"webfleet_dc": "west", "webfleet_env": "lab"},
+    "mon1": {"webfleet_dc": "east", "webfleet_env": "lab"},
+    "odd1": {"webfleet_dc": "west", "webfleet_env": "lab", "webfleet_tier": "batch"},
+}
+GROUPS = {
+    "all": ["w-web1", "e-web1", "e-lb1", "mon1", "odd1"],
+    "web": ["w-web1", "e-web1"],
+    "nginx": ["e-web1"],
+    "apache": ["w-web1"],
+    "lb": ["e-lb1"],
+    "monitoring": ["mon1"],
+    "dc_east": ["e-web1", "e-lb1", "mon1"],
+}
+
+
+def test_every_host_once_sorted_with_labels():
+    got = webfleet_scrape_targets(HOSTVARS, GROUPS, "all", 9100)
+    assert [t["labels"]["instance"] for t in got] == ["e-lb1", "e-web1", "mon1", "odd1", "w-web1"]
+    by_host = {t["labels"]["instance"]: t for t in got}
+    assert by_host["e-web1"] == {"targets": ["e-web1:9100"], "labels": {
+        "instance": "e-web1", "dc": "east", "tier": "web", "env": "lab"}}
+    assert by_host["e-lb1"]["labels"]["tier"] == "lb"
+    assert by_host["mon1"]["labels"]["tier"] == "monitoring"
+    assert by_host["odd1"]["labels"]["tier"] == "batch"  # webfleet_tier wins
+
+
+def test_scrape_address_overrides_the_host_name():
+    got = webfleet_scrape_targets(HOSTVARS, GROUPS, "lb", 8404)
+    assert got[0]["targets"] == ["10.0.1.21:8404"]
+    assert got[0]["labels"]["instance"] == "e-lb1"
+
+
+def test_env_argument_wins():
+    got = webfleet_scrape_targets(HOSTVARS, GROUPS, "monitoring", 9090, env="staging")
+    assert got[0]["labels"]["env"] == "staging"
+
+
+def test_url_targets_for_probes_and_extra_labels():
+    got = webfleet_scrape_targets(HOSTVARS, GROUPS, "web", target="https://{address}/healthz",
+                                  labels={"probe": "healthz"})
+    assert [t["targets"] for t in got] == [["https://e-web1/healthz"], ["https://w-web1/healthz"]]
+    assert got[0]["labels"]["probe"] == "healthz"
+
+
+def test_optional_tier_group_absent_gives_no_targets():
+    groups = {k: v for k, v in GROUPS.items() if k != "lb"}
+    assert webfleet_scrape_targets(HOSTVARS, groups, "lb", 8404) == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (("webb", 9100), "group 'webb' is not an inventory group"),
+    (("all", 70000), "port 70000 is not a TCP port"),
+    (("all", "9100"), "port '9100' is not a TCP port"),
+    (("all", None), "needs a port"),
+])
+def test_bad_arguments_are_named(args, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        webfleet_scrape_targets(HOSTVARS, GROUPS, *args)
+
+
+def test_host_without_dc_is_an_error():
+    hostvars = dict(HOSTVARS, **{"e-web1": {"webfleet_env": "lab"}})
+    with pytest.raises(AnsibleFilterError, match="webfleet_dc is not set for e-web1"):
+        webfleet_scrape_targets(hostvars, GROUPS, "web", 9100)
+
+
+def test_labels_cannot_override_the_fleet_labels():
+    with pytest.raises(AnsibleFilterError, match="may not override"):
+        webfleet_scrape_targets(HOSTVARS, GROUPS, "web", 9100, labels={"dc": "x"})

@@ -1,0 +1,129 @@
+"""Every role has the same shape (docs/CONVENTIONS.md); these checks keep it that way."""
+
+import glob
+import os
+import re
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+ROLES = sorted(os.path.basename(d) for d in glob.glob(os.path.join(REPO, "roles", "*"))
+               if os.path.isdir(d))
+TOP_KEY = re.compile(r"^([a-z_][a-z0-9_]*):")
+
+
+def _load(role, *parts):
+    path = os.path.join(REPO, "roles", role, *parts)
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _defaults(role):
+    return _load(role, "defaults", "main.yml") or {}
+
+
+def _spec_options(role):
+    spec = _load(role, "meta", "argument_specs.yml")
+    assert spec, f"{role}: meta/argument_specs.yml is missing"
+    return spec["argument_specs"]["main"].get("options") or {}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_and_argument_specs_match(role):
+    defaults, options = set(_defaults(role)), set(_spec_options(role))
+    assert defaults - options == set(), f"{role}: defaults missing from argument_specs"
+    assert options - defaults == set(), f"{role}: argument_specs options missing from defaults"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_argument_specs_document_every_option(role):
+    for name, spec in _spec_options(role).items():
+        assert spec.get("description"), f"{role}: {name} has no description"
+        assert spec.get("type"), f"{role}: {name} has no type"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_argument_spec_defaults_equal_role_defaults(role):
+    defaults = _defaults(role)
+    for name, spec in _spec_options(role).items():
+        if "default" in spec and isinstance(defaults.get(name), (str, int, bool, list, dict)):
+            if isinstance(defaults[name], str) and "{{" in defaults[name]:
+                continue
+            assert spec["default"] == defaults[name], f"{role}: {name} default differs"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_public_variables_are_prefixed(role):
+    for name in _defaults(role):
+        assert name.startswith(f"{role}_"), f"{role}: {name} lacks the {role}_ prefix"
+    for name in _load(role, "vars", "main.yml") or {}:
+        assert name.startswith(f"__{role}_"), f"{role}: private var {name} needs __{role}_"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_default_is_commented(role):
+    path = os.path.join(REPO, "roles", role, "defaults", "main.yml")
+    if not os.path.exists(path):
+        return
+    with open(path) as fh:
+        lines = fh.read().splitlines()
+    commented = {}
+    for i, line in enumerate(lines):
+        m = TOP_KEY.match(line)
+        if not m:
+            continue
+        ok = False
+        for above in reversed(lines[:i]):
+            if above.startswith("#"):
+                ok = True
+                break
+            if not above.strip():
+                break
+            prev = TOP_KEY.match(above)
+            if prev:
+                ok = commented.get(prev.group(1), False)
+                break
+        commented[m.group(1)] = ok
+        assert ok, f"{role}: default {m.group(1)} has no comment"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_templates_say_managed_by_ansible(role):
+    for path in glob.glob(os.path.join(REPO, "roles", role, "templates", "**", "*.j2"),
+                          recursive=True):
+        with open(path) as fh:
+            head = "".join(fh.readlines()[:3])
+        assert "managed by Ansible" in head, f"{os.path.relpath(path, REPO)}: header missing"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_handlers_do_not_restart_without_a_reason(role):
+    path = os.path.join(REPO, "roles", role, "handlers", "main.yml")
+    if not os.path.exists(path):
+        return
+    with open(path) as fh:
+        text = fh.read()
+    for block in re.split(r"\n(?=- name:)", text):
+        if "state: restarted" in block:
+            assert re.search(r"^\s+#", block, re.M), (
+                f"{role}: a restarting handler must say why it cannot reload:\n{block}")
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != "common"])
+def test_roles_depend_on_common(role):
+    meta = _load(role, "meta", "main.yml") or {}
+    deps = [d["role"] if isinstance(d, dict) else d for d in meta.get("dependencies", [])]
+    assert "common" in deps, f"{role}: meta/main.yml must depend on common"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_validation_runs_first(role):
+    tasks = _load(role, "tasks", "main.yml") or []
+    if os.path.exists(os.path.join(REPO, "roles", role, "tasks", "validate.yml")):
+        first = tasks[0]
+        target = first.get("ansible.builtin.import_tasks") or first.get("ansible.builtin.include_tasks")
+        assert target == "validate.yml", f"{role}: validate.yml must be imported first"
