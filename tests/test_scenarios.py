@@ -19,6 +19,13 @@ import time
 import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+# Molecule and the ansible-playbook it calls come from the same virtualenv as this pytest.
+BIN = os.path.dirname(sys.executable)
+os.environ["PATH"] = BIN + os.pathsep + os.environ.get("PATH", "")
+os.environ.setdefault("ANSIBLE_VAULT_IDENTITY_LIST",
+                      "lab@" + os.path.join(REPO, "inventories", "lab", "vault-pass.txt"))
+os.environ.setdefault("PY_COLORS", "0")
+os.environ.setdefault("ANSIBLE_FORCE_COLOR", "false")
 ALL = sorted(d for d in os.listdir(os.path.join(REPO, "molecule"))
              if os.path.isfile(os.path.join(REPO, "molecule", d, "molecule.yml")))
 SELECTED = os.environ.get("WEBFLEET_SCENARIOS", "").split() or ALL

@@ -70,13 +70,23 @@ def webfleet_addresses(hostname, hostvars):
         f"its facts first (site.yml does)")
 
 
+# Hosts in this group are being removed from the fleet (playbooks/remove_host.yml): they are
+# left out of every allowlist, LB and scrape config while still in the inventory.
+RETIRED = "retired"
+
+
+def _active(members, groups):
+    retired = set(groups.get(RETIRED, []))
+    return [m for m in members if m not in retired]
+
+
 def _resolve_sources(sources, where, hostvars, groups):
     resolved = []
     for src in sources:
         if src == ANY:
             return [ANY]
         if src in groups or src in OPTIONAL_GROUPS:
-            for member in groups.get(src, []):
+            for member in _active(groups.get(src, []), groups):
                 resolved.extend(webfleet_addresses(member, hostvars))
         elif _is_network(src):
             resolved.append(str(src))
@@ -106,10 +116,11 @@ def webfleet_firewall_allow(access, inventory_hostname, hostvars, groups, var="w
         if not isinstance(rule, dict) or "name" not in rule:
             raise AnsibleFilterError(f"{where} must be a dict with at least name, port, to, from")
         where = f"{var}[{i}] ({rule['name']})"
-        ports = _ports(rule, where)
         proto = rule.get("proto", "tcp")
-        if proto not in ("tcp", "udp"):
-            raise AnsibleFilterError(f"{where}.proto: {proto!r} is not one of tcp, udp")
+        if proto not in ("tcp", "udp", "vrrp"):
+            raise AnsibleFilterError(f"{where}.proto: {proto!r} is not one of tcp, udp, vrrp")
+        # VRRP (IP protocol 112, keepalived between LBs) has no ports.
+        ports = [] if proto == "vrrp" else _ports(rule, where)
         to = rule.get("to")
         if to != "all" and to not in groups and to not in OPTIONAL_GROUPS:
             raise AnsibleFilterError(f"{where}.to: {to!r} is not an inventory group")

@@ -74,3 +74,9 @@ def test_output_is_stable():
     one = webfleet_firewall_allow(ACCESS, "web1", HOSTVARS, GROUPS)
     two = webfleet_firewall_allow(list(ACCESS), "web1", HOSTVARS, GROUPS)
     assert one == two
+
+
+def test_retired_hosts_leave_every_allowlist():
+    groups = dict(GROUPS, retired=["lb1"])
+    allow = webfleet_firewall_allow(ACCESS, "web1", HOSTVARS, groups)
+    assert [a["sources"] for a in allow if a["name"] == "web"] == [["10.0.1.31"]]
