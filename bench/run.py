@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""make bench: how fast and how safely a change reaches the fleet, measured on the lab.
+
+Sections (each bounded in requests and seconds; all traffic stays on the lab's own Docker
+networks or 127.0.0.1):
+  converge  lab converge from bare containers, the idempotent re-run, and the re-run with the
+            Mitogen strategy (opt-in, not used by CI)
+  scale     converge time of the web tier with 6, 12 and 24 web hosts
+  http      HTTPS requests/s and p99 through the LB, straight to a web server, and to Debian's
+            stock nginx with the same certificate (wrk, keepalive, small static file)
+  failover  crash (stop) and hang (SIGSTOP) of a web server under load: detection time in the
+            LB's runtime API and failed requests
+  rolling   rolling update of every web server under load: failed requests, worst latency
+
+Writes bench/results/<date>.json and bench/results/<date>.md with PNG plots.
+  bench/run.py                      everything
+  bench/run.py --only http,failover one or more sections (the lab must be up for those)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BIN = os.path.dirname(sys.executable)
+RESULTS = os.path.join(REPO, "bench", "results")
+ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+           ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="false",
+           ANSIBLE_VAULT_IDENTITY_LIST="lab@" + os.path.join(REPO, "inventories/lab/vault-pass.txt"))
+CLIENT = "wf-bench-client"
+STOCK = "wf-bench-stock"
+SHOP = "shop.lab.webfleet.test"
+LB = {"name": "east-lb1", "container": "wf-east-lb1", "ip": "172.30.1.21"}
+WEB = {"name": "east-web1", "container": "wf-east-web1", "ip": "172.30.1.11"}
+GOALS = {
+    "lab_converge_bare_s": ("<=", 150),
+    "lab_converge_rerun_s": ("<=", 20),
+    "scale_24_vs_6": ("<=", 2.5),
+    "lb_vs_direct_rps": (">=", 0.4),
+    "ours_vs_stock_rps": (">=", 1.0),
+    "crash_detect_s": ("<=", 1.0),
+    "hang_detect_s": ("<=", 3.0),
+    "crash_failed_requests": ("<=", 0),
+    "rolling_failed_requests": ("<=", 0),
+    "rolling_worst_latency_ms": ("<=", 100),
+}
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sh(cmd, timeout=1800, check=True, env=ENV, quiet=True):
+    proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
+    if not quiet or (check and proc.returncode):
+        print(proc.stdout[-4000:], flush=True)
+    if check and proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed with rc={proc.returncode}")
+    return proc
+
+
+def dexec(container, command, timeout=120, check=False):
+    return sh(["docker", "exec", container, "sh", "-c", command], timeout=timeout, check=check)
+
+
+def playbook(inventory, play, *args, env=ENV):
+    start = time.monotonic()
+    proc = sh([os.path.join(BIN, "ansible-playbook"), "-i", inventory, play, *args], env=env,
+              check=False)
+    took = time.monotonic() - start
+    changed = sum(int(c) for c in re.findall(r"changed=(\d+)", proc.stdout))
+    if proc.returncode:
+        print(proc.stdout[-4000:], flush=True)
+        raise RuntimeError(f"{play} failed (rc={proc.returncode})")
+    return took, changed
+
+
+def wait_systemd(prefix):
+    names = sh(["docker", "ps", "--format", "{{.Names}}"]).stdout.split()
+    for name in [n for n in names if n.startswith(prefix)]:
+        for _ in range(90):
+            state = dexec(name, "systemctl is-system-running").stdout.strip()
+            if state in ("running", "degraded"):
+                break
+            time.sleep(1)
+
+
+# ------------------------------------------------------------------------------ converge ---
+def section_converge(res):
+    sh(["scripts/lab.sh", "down"])
+    playbook("inventories/lab", "playbooks/lab.yml", "--tags", "lab_create")
+    wait_systemd("wf-")
+    took, changed = playbook("inventories/lab", "playbooks/site.yml")
+    res["lab_converge_bare_s"] = round(took, 1)
+    took, changed = playbook("inventories/lab", "playbooks/site.yml")
+    res["lab_converge_rerun_s"] = round(took, 1)
+    res["lab_converge_rerun_changed"] = changed
+    log(f"lab converge: bare {res['lab_converge_bare_s']}s, re-run {took:.1f}s changed={changed}")
+    try:
+        import ansible_mitogen  # noqa: F401  (opt-in: pip install mitogen==0.3.54)
+        strategy = os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy")
+        env = dict(ENV, ANSIBLE_STRATEGY_PLUGINS=strategy, ANSIBLE_STRATEGY="mitogen_linear")
+        took, changed = playbook("inventories/lab", "playbooks/site.yml", env=env)
+        res["lab_converge_rerun_mitogen_s"] = round(took, 1)
+        log(f"re-run with mitogen: {took:.1f}s changed={changed}")
+    except ImportError:
+        res["lab_converge_rerun_mitogen_s"] = None
+        log("mitogen not installed; skipping its measurement")
+    except RuntimeError as exc:
+        res["lab_converge_rerun_mitogen_s"] = None
+        res["mitogen_error"] = str(exc)
+
+
+# --------------------------------------------------------------------------------- scale ---
+def scale_inventory(n, workdir):
+    """An inventory like the lab's with n web hosts (half per DC) and one LB per DC."""
+    inv = os.path.join(workdir, f"scale{n}")
+    shutil.copytree(os.path.join(REPO, "inventories", "lab", "group_vars"),
+                    os.path.join(inv, "group_vars"))
+    shutil.copy(os.path.join(REPO, "inventories", "lab", "vault-pass.txt"), inv)
+    dcs = {"east": (1, 0), "west": (2, 64)}
+    lines = ["---", "all:", "  children:", "    lab:", "      children:"]
+    web = {"nginx": [], "apache": []}
+    for dc, (net, wan) in dcs.items():
+        lines += [f"        dc_{dc}:", "          hosts:"]
+        for i in range(n // 2):
+            name = f"s{n}-{dc}-web{i + 1:02d}"
+            web["nginx" if i % 2 == 0 else "apache"].append(name)
+            lines.append(f"            {name}: {{lab_ips: {{wf-lab-{dc}: 172.30.{net}.{100 + i}, "
+                         f"wf-lab-wan: 172.30.0.{wan + 100 + i}}}}}")
+        lines.append(f"            s{n}-{dc}-lb1: {{lab_ips: {{wf-lab-{dc}: 172.30.{net}.21, "
+                     f"wf-lab-wan: 172.30.0.{21 + wan}}}}}")
+    lines += ["    web:", "      children:"]
+    for kind, hosts in web.items():
+        lines += [f"        {kind}:", "          hosts:"] + [f"            {h}:" for h in hosts]
+    lines += ["    lb:", "      hosts:"] + [f"        s{n}-{dc}-lb1:" for dc in dcs]
+    lines += ["    monitoring:", "      hosts: {}"]
+    os.makedirs(inv, exist_ok=True)
+    with open(os.path.join(inv, "hosts.yml"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return inv
+
+
+def section_scale(res):
+    sh(["scripts/lab.sh", "down"])
+    workdir = tempfile.mkdtemp(prefix="webfleet-scale-")
+    try:
+        for n in (6, 12, 24):
+            inv = scale_inventory(n, workdir)
+            playbook(inv, "playbooks/lab.yml", "--tags", "lab_create")
+            wait_systemd("wf-s")
+            took, _ = playbook(inv, "playbooks/site.yml")
+            res[f"scale_{n}_web_s"] = round(took, 1)
+            log(f"converge with {n} web hosts: {took:.1f}s")
+            sh(["scripts/lab.sh", "down"])
+        res["scale_24_vs_6"] = round(res["scale_24_web_s"] / res["scale_6_web_s"], 2)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        sh(["scripts/lab.sh", "down"], check=False)
+
+
+# ------------------------------------------------------------------------- client helper ---
+def ensure_client():
+    """A bench client container on the lab's east and WAN networks, with wrk and the probe."""
+    if sh(["docker", "inspect", CLIENT], check=False).returncode != 0:
+        shape = ["--cap-add", "SYS_ADMIN", "--cgroupns", "host", "-v",
+                 "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/tmp",
+                 "--label", "org.webfleet.lab=1"]
+        sh(["docker", "run", "-d", "--name", CLIENT, *shape, "--network", "wf-lab-east",
+            "--add-host", f"{SHOP}:{LB['ip']}", "webfleet/debian:12", "/sbin/init"])
+        sh(["docker", "network", "connect", "wf-lab-wan", CLIENT])
+        time.sleep(3)
+        dexec(CLIENT, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk"
+              " >/dev/null", timeout=600, check=True)
+    sh(["docker", "cp", os.path.join(REPO, "bench", "probe.py"), f"{CLIENT}:/usr/local/bin/probe.py"])
+    ca = sh(["docker", "exec", WEB["container"], "cat", "/etc/webfleet/tls/ca.crt"]).stdout
+    with tempfile.NamedTemporaryFile("w", delete=False) as fh:
+        fh.write(ca)
+    sh(["docker", "cp", fh.name, f"{CLIENT}:/etc/webfleet-ca.crt"])
+    os.unlink(fh.name)
+
+
+def wrk(ip, seconds=10, conns=32):
+    url = f"https://{SHOP}/products.json"
+    out = dexec(CLIENT, f"getent hosts {SHOP} >/dev/null; "
+                f"echo '{ip} {SHOP}' > /tmp/hosts && cp /tmp/hosts /etc/hosts && "
+                f"wrk -t2 -c{conns} -d{seconds}s --latency {url}", timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p99_ms": round(p99_ms, 2), "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def stock_nginx():
+    """Debian's nginx as shipped, serving the same file with the same certificate."""
+    if sh(["docker", "inspect", STOCK], check=False).returncode != 0:
+        shape = ["--cap-add", "SYS_ADMIN", "--cgroupns", "host", "-v",
+                 "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/tmp",
+                 "--label", "org.webfleet.lab=1"]
+        sh(["docker", "run", "-d", "--name", STOCK, *shape, "--network", "wf-lab-east",
+            "--ip", "172.30.1.250", "webfleet/debian:12", "/sbin/init"])
+        time.sleep(3)
+        dexec(STOCK, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx"
+              " >/dev/null", timeout=600, check=True)
+    for src, dst in (("/etc/webfleet/tls/east-web1-ecdsa.fullchain.pem", "/etc/nginx/cert.pem"),
+                     ("/etc/webfleet/tls/east-web1-ecdsa.key", "/etc/nginx/key.pem")):
+        data = sh(["docker", "exec", WEB["container"], "cat", src]).stdout
+        with tempfile.NamedTemporaryFile("w", delete=False) as fh:
+            fh.write(data)
+        sh(["docker", "cp", fh.name, f"{STOCK}:{dst}"])
+        os.unlink(fh.name)
+    body = sh(["docker", "exec", WEB["container"], "sh", "-c",
+               "cat $(find /var/www -name products.json | head -1)"]).stdout
+    with tempfile.NamedTemporaryFile("w", delete=False) as fh:
+        fh.write(body)
+    sh(["docker", "cp", fh.name, f"{STOCK}:/var/www/html/products.json"])
+    os.unlink(fh.name)
+    site = ("server { listen 443 ssl http2 default_server; ssl_certificate /etc/nginx/cert.pem; "
+            "ssl_certificate_key /etc/nginx/key.pem; root /var/www/html; }")
+    dexec(STOCK, f"echo '{site}' > /etc/nginx/sites-enabled/bench && chmod 644 /var/www/html/products.json"
+          " && nginx -t && systemctl reload nginx", check=True)
+    return "172.30.1.250"
+
+
+def section_http(res):
+    ensure_client()
+    stock_ip = stock_nginx()
+    for label, ip in (("lb", LB["ip"]), ("direct", WEB["ip"]), ("stock", stock_ip)):
+        wrk(ip, seconds=3)  # warm-up: session caches, keepalive pools
+        res[f"http_{label}"] = wrk(ip)
+        log(f"https {label}: {res[f'http_{label}']}")
+    res["lb_vs_direct_rps"] = round(res["http_lb"]["rps"] / res["http_direct"]["rps"], 2)
+    res["ours_vs_stock_rps"] = round(res["http_direct"]["rps"] / res["http_stock"]["rps"], 2)
+
+
+# ----------------------------------------------------------------------------- failover ---
+def server_state(lb_container, server):
+    """Operational state of a server in every backend of the LB (runtime API, inside the LB)."""
+    cmd = ("python3 -c \"import socket;s=socket.socket(socket.AF_UNIX);"
+           "s.connect('/run/haproxy/admin.sock');s.sendall(b'show stat\\n');"
+           "import sys;d=b''\nwhile True:\n c=s.recv(65536)\n if not c: break\n d+=c\n"
+           "sys.stdout.write(d.decode())\"")
+    out = dexec(lb_container, cmd, timeout=10).stdout
+    states = [line.split(",")[17] for line in out.splitlines()
+              if len(line.split(",")) > 17 and line.split(",")[1] == server]
+    return states
+
+
+def probe(seconds, target_ip, out_name):
+    """Run the load probe in the client for `seconds`; returns a thread and the result path."""
+    path = f"/tmp/{out_name}.csv"
+    cmd = (f"python3 /usr/local/bin/probe.py --host {SHOP} --ip {target_ip} --seconds {seconds} "
+           f"--ca /etc/webfleet-ca.crt --out {path}")
+    thread = threading.Thread(target=dexec, args=(CLIENT, cmd), kwargs={"timeout": seconds + 60})
+    thread.start()
+    return thread, path
+
+
+def read_probe(path):
+    rows = dexec(CLIENT, f"cat {path}").stdout.splitlines()[1:]
+    samples = [(float(t), float(ms), ok == "1") for t, ms, ok in (r.split(",") for r in rows)]
+    return samples
+
+
+def detect(lb, server, action, undo):
+    start = time.monotonic()
+    dexec(WEB["container"], action)
+    while time.monotonic() - start < 10:
+        states = server_state(lb, server)
+        if states and all(s.startswith("DOWN") or s.startswith("MAINT") for s in states):
+            took = time.monotonic() - start
+            break
+        time.sleep(0.02)
+    else:
+        took = None
+    time.sleep(2)
+    dexec(WEB["container"], undo)
+    return took
+
+
+def section_failover(res):
+    ensure_client()
+    thread, path = probe(20, LB["ip"], "crash")
+    time.sleep(4)
+    res["crash_detect_s"] = detect(LB["container"], WEB["name"], "systemctl kill -s KILL nginx",
+                                   "systemctl start nginx")
+    thread.join()
+    samples = read_probe(path)
+    res["crash_failed_requests"] = sum(1 for s in samples if not s[2])
+    res["crash_requests"] = len(samples)
+    res["timeline_crash"] = samples
+    time.sleep(3)
+    thread, path = probe(20, LB["ip"], "hang")
+    time.sleep(4)
+    res["hang_detect_s"] = detect(LB["container"], WEB["name"],
+                                  "pkill -STOP -f 'nginx: worker' ; pkill -STOP -f 'nginx: master'",
+                                  "pkill -CONT -f 'nginx'")
+    thread.join()
+    samples = read_probe(path)
+    res["hang_failed_requests"] = sum(1 for s in samples if not s[2])
+    res["hang_requests"] = len(samples)
+    res["timeline_hang"] = samples
+    log(f"crash detect {res['crash_detect_s']}s failed={res['crash_failed_requests']}; "
+        f"hang detect {res['hang_detect_s']}s failed={res['hang_failed_requests']}")
+
+
+def section_rolling(res):
+    ensure_client()
+    thread, path = probe(400, LB["ip"], "rolling")
+    time.sleep(2)
+    try:
+        took, _ = playbook("inventories/lab", "playbooks/rolling_update.yml")
+    finally:
+        dexec(CLIENT, "pkill -INT -f probe.py")
+        thread.join()
+    samples = read_probe(path)
+    res["rolling_update_s"] = round(took, 1)
+    res["rolling_failed_requests"] = sum(1 for s in samples if not s[2])
+    res["rolling_requests"] = len(samples)
+    res["rolling_worst_latency_ms"] = round(max(s[1] for s in samples), 1) if samples else None
+    res["timeline_rolling"] = samples
+    log(f"rolling update {took:.0f}s: failed={res['rolling_failed_requests']} "
+        f"of {len(samples)}, worst {res['rolling_worst_latency_ms']} ms")
+
+
+# ------------------------------------------------------------------------------- report ---
+def plots(res, stem):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = []
+    for key, title in (("timeline_crash", "crash of east-web1 under load"),
+                       ("timeline_hang", "hang (SIGSTOP) of east-web1 under load"),
+                       ("timeline_rolling", "rolling update under load")):
+        samples = res.get(key)
+        if not samples:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 3))
+        ax.plot([s[0] for s in samples], [s[1] for s in samples], ",", alpha=0.6, label="ok")
+        bad = [s for s in samples if not s[2]]
+        if bad:
+            ax.plot([s[0] for s in bad], [s[1] for s in bad], "rx", label="failed")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("latency ms")
+        ax.set_title(title)
+        ax.legend()
+        name = f"{stem}-{key}.png"
+        fig.tight_layout()
+        fig.savefig(os.path.join(RESULTS, name))
+        plt.close(fig)
+        images.append((title, name))
+    if "scale_6_web_s" in res:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        xs = [6, 12, 24]
+        ax.plot(xs, [res[f"scale_{n}_web_s"] for n in xs], "o-")
+        ax.set_xlabel("web hosts")
+        ax.set_ylabel("converge s")
+        ax.set_title("converge time vs web hosts")
+        fig.tight_layout()
+        name = f"{stem}-scale.png"
+        fig.savefig(os.path.join(RESULTS, name))
+        plt.close(fig)
+        images.append(("converge time vs hosts", name))
+    return images
+
+
+def report(res, stem, images):
+    lines = [f"# webfleet benchmark {stem}", "", f"Host: {os.uname().nodename}, "
+             f"{os.cpu_count()} cores. Sections: {', '.join(res['sections'])}.", "",
+             "| measure | goal | measured | met |", "| --- | --- | --- | --- |"]
+    for key, (op, goal) in GOALS.items():
+        value = res.get(key)
+        met = "n/a" if value is None else ("yes" if (value <= goal if op == "<=" else value >= goal)
+                                           else "NO")
+        lines.append(f"| {key} | {op} {goal} | {value if value is not None else 'not measured'} | {met} |")
+    lines += ["", "## All figures", "", "```json",
+              json.dumps({k: v for k, v in res.items() if not k.startswith("timeline")}, indent=1),
+              "```", ""]
+    for title, name in images:
+        lines += [f"### {title}", "", f"![{title}]({name})", ""]
+    with open(os.path.join(RESULTS, f"{stem}.md"), "w") as fh:
+        fh.write("\n".join(lines))
+
+
+SECTIONS = {"converge": section_converge, "http": section_http, "failover": section_failover,
+            "rolling": section_rolling, "scale": section_scale}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default="converge,http,failover,rolling,scale")
+    args = parser.parse_args()
+    os.makedirs(RESULTS, exist_ok=True)
+    stem = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    res = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "sections": args.only.split(",")}
+    start = time.monotonic()
+    try:
+        for name in res["sections"]:
+            log(f"section {name}")
+            try:
+                SECTIONS[name](res)
+            except Exception as exc:  # a failed section is reported, the others still run
+                res[f"{name}_error"] = str(exc)
+                log(f"section {name} failed: {exc}")
+    finally:
+        res["bench_total_s"] = round(time.monotonic() - start, 1)
+        with open(os.path.join(RESULTS, f"{stem}.json"), "w") as fh:
+            json.dump(res, fh, indent=1)
+        report(res, stem, plots(res, stem))
+        sh(["docker", "rm", "-f", CLIENT, STOCK], check=False)
+        log(f"wrote bench/results/{stem}.json and .md in {res['bench_total_s']}s")
+    return 1 if any(k.endswith("_error") for k in res) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
