@@ -129,11 +129,16 @@ def webfleet_firewall_allow(access, inventory_hostname, hostvars, groups, var="w
         sources = rule.get("from")
         if not isinstance(sources, list) or not sources:
             raise AnsibleFilterError(f"{where}.from must be a non-empty list")
+        resolved = _resolve_sources(sources, where, hostvars, groups)
+        if not resolved:
+            # Only optional tier groups without members (a scenario without monitoring hosts,
+            # say): nobody to allow, so no rule.
+            continue
         allow.append({
             "name": rule["name"],
             "port": ports,
             "proto": proto,
-            "sources": _resolve_sources(sources, where, hostvars, groups),
+            "sources": resolved,
         })
     return allow
 

@@ -73,3 +73,13 @@ def test_bad_backend_address():
     hv["e-web1"] = {"webfleet_dc": "east", "webfleet_backend_address": "not-an-ip"}
     with pytest.raises(AnsibleFilterError, match="webfleet_backend_address of e-web1"):
         webfleet_backends("e-lb1", hv, GROUPS)
+
+
+def test_vrrp_rule_needs_no_port():
+    """keepalived's VRRP between LBs goes through the base firewall as proto vrrp (no ports)."""
+    from fleet import webfleet_firewall_allow
+    allow = webfleet_firewall_allow(
+        [{"name": "vrrp-between-lbs", "proto": "vrrp", "to": "lb", "from": ["lb"]}],
+        "e-lb1", HOSTVARS, GROUPS)
+    assert allow == [{"name": "vrrp-between-lbs", "port": [], "proto": "vrrp",
+                      "sources": ["10.0.1.21", "10.0.2.21"]}]

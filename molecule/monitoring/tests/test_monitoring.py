@@ -1,0 +1,322 @@
+"""Monitoring: targets from the inventory, rule unit tests, exporter security, the Alertmanager
+cluster, an alert delivered end to end (once) and resolved, and bad input refused."""
+
+import json
+import shlex
+import subprocess
+import time
+
+import pytest
+
+from webfleet_testlib import REPO, ansible_playbook, can_connect, host
+
+MON1, MON2, NODE = "monitoring-mon1", "monitoring-mon2", "monitoring-node"
+MONS = (MON1, MON2)
+HOSTS = (MON1, MON2, NODE)
+USER, PASSWORD = "prometheus", "molecule-metrics-0123"  # molecule.yml (test-only secret)
+CA = "/etc/webfleet/tls/ca.crt"
+WEBHOOK_LOG = "/var/lib/wf-webhook/requests.jsonl"
+# The scenario's timers (molecule.yml) and the rule's `for` (InstanceDown).
+SCRAPE, EVALUATION, GROUP_WAIT, GROUP_INTERVAL, FOR = 5, 5, 5, 10, 60
+# Alertmanager peers wait peer_timeout (15 s) per position before sending what a peer has not.
+PEER_TIMEOUT = 15
+
+
+def curl(src, url, *opts, auth=(USER, PASSWORD)):
+    """(http status, body) of an HTTPS request made inside container `src`."""
+    cred = f"-u {shlex.quote(auth[0] + ':' + auth[1])} " if auth else ""
+    extra = " ".join(shlex.quote(o) for o in opts)
+    out = host(src).run(f"curl -s --max-time 10 --cacert {CA} {cred}{extra} "
+                        f"-w '\\n%{{http_code}}' {shlex.quote(url)}").stdout
+    body, _, status = out.rpartition("\n")
+    return status.strip(), body
+
+
+def query(mon, promql):
+    status, body = curl(mon, f"https://{mon}:9090/api/v1/query", "-G", "--data-urlencode",
+                        f"query={promql}")
+    assert status == "200", body
+    return json.loads(body)["data"]["result"]
+
+
+def notifications():
+    out = host(NODE).run(f"cat {WEBHOOK_LOG} 2>/dev/null").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def instance_down(record, status):
+    """True when a webhook record carries InstanceDown for NODE with this status."""
+    payload = record["payload"]
+    return (record["path"] == "/webhook" and isinstance(payload, dict)
+            and any(a["labels"].get("alertname") == "InstanceDown"
+                    and a["labels"].get("instance") == NODE and a["status"] == status
+                    for a in payload.get("alerts", [])))
+
+
+def wait_for(predicate, timeout, step=1.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(step)
+    return None
+
+
+# --- Targets -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mon", MONS)
+def test_every_inventory_host_is_an_up_target(mon):
+    expected = ({("node", h) for h in HOSTS} | {("prometheus", m) for m in MONS}
+                | {("alertmanager", m) for m in MONS})
+
+    def all_up():
+        got = {(r["metric"]["job"], r["metric"]["instance"]): r["value"][1]
+               for r in query(mon, "up")}
+        return got if all(got.get(k) == "1" for k in expected) else None
+
+    got = wait_for(all_up, 90, 3)
+    assert got, f"not every target is up on {mon}: {query(mon, 'up')}"
+    labels = {r["metric"]["instance"]: (r["metric"]["dc"], r["metric"]["tier"], r["metric"]["env"])
+              for r in query(mon, 'up{job="node"}')}
+    assert labels == {MON1: ("east", "monitoring", "molecule"),
+                      MON2: ("west", "monitoring", "molecule"),
+                      NODE: ("east", "web", "molecule")}
+
+
+@pytest.mark.parametrize("mon", MONS)
+def test_rules_loaded_and_config_reloaded(mon):
+    status, body = curl(mon, f"https://{mon}:9090/api/v1/rules")
+    assert status == "200"
+    names = {r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]}
+    assert {"InstanceDown", "DatacenterAllBackendsDown", "AlertmanagerClusterDegraded"} <= names
+    assert query(mon, "prometheus_config_last_reload_successful")[0]["value"][1] == "1"
+
+
+@pytest.mark.parametrize("mon", MONS)
+def test_web_server_probed_through_blackbox(mon):
+    def probed():
+        got = query(mon, f'probe_success{{job="blackbox-healthz",instance="{NODE}"}}')
+        return got if got and got[0]["value"][1] == "1" else None
+
+    got = wait_for(probed, 60, 3)
+    assert got, query(mon, "probe_success")
+    assert got[0]["metric"]["probe"] == "healthz" and got[0]["metric"]["dc"] == "east"
+    expiry = query(mon, f'probe_ssl_earliest_cert_expiry{{instance="{NODE}"}} - time()')
+    assert float(expiry[0]["value"][1]) > 21 * 86400, "the test certificate must outlive the alert"
+    assert curl(MON1, f"https://{mon}:9115/probe?module=http_healthz&target=x", auth=None)[0] \
+        == "401"
+
+
+# --- Rule unit tests (promtool from Debian 12 and 13) ------------------------------------------------
+
+@pytest.mark.parametrize("mon", MONS)
+def test_promtool_unit_tests_for_every_rule(mon):
+    h = host(mon)
+    h.run("rm -rf /var/tmp/wf && mkdir -p /var/tmp/wf/tests /var/tmp/wf/roles/prometheus/files")
+    for src, dest in (("tests/promtool", "/var/tmp/wf/tests/"),
+                      ("roles/prometheus/files/rules", "/var/tmp/wf/roles/prometheus/files/")):
+        subprocess.run(["docker", "cp", f"{REPO}/{src}", f"{mon}:{dest}"], check=True)
+    check = h.run("cd /var/tmp/wf && promtool check rules roles/prometheus/files/rules/*.yml")
+    assert check.rc == 0, check.stdout + check.stderr
+    run = h.run("cd /var/tmp/wf && promtool test rules tests/promtool/webfleet_test.yml")
+    print(f"\n{mon}: {h.run('promtool --version').stdout.splitlines()[0]}: {run.stdout.strip()}")
+    assert run.rc == 0 and "SUCCESS" in run.stdout, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("mon", MONS)
+def test_every_web_config_passes_promtool(mon):
+    for path in ("/etc/prometheus/node-exporter/web.yml", "/etc/prometheus/web.yml",
+                 "/etc/prometheus/alertmanager/web.yml", "/etc/prometheus/blackbox/web.yml"):
+        run = host(mon).run(f"promtool check web-config {path}")
+        assert run.rc == 0 and "SUCCESS" in run.stdout + run.stderr, (path, run.stdout, run.stderr)
+
+
+# --- Exporter and UI security ---------------------------------------------------------------------
+
+def test_node_exporter_needs_credentials():
+    url = f"https://{NODE}:9100/metrics"
+    assert curl(MON1, url, auth=None)[0] == "401"
+    assert curl(MON1, url, auth=(USER, "wrong-password-123"))[0] == "401"
+    status, body = curl(MON1, url)
+    assert status == "200" and "node_cpu_seconds_total" in body
+
+
+@pytest.mark.parametrize("port", [9090, 9093])
+def test_prometheus_and_alertmanager_need_credentials(port):
+    assert curl(MON1, f"https://{MON2}:{port}/api/v1/status/buildinfo", auth=None)[0] == "401"
+
+
+@pytest.mark.parametrize("target,port", [(NODE, 9100), (MON1, 9090), (MON2, 9093)])
+def test_plain_http_is_refused(target, port):
+    out = host(MON1).run(f"curl -s --max-time 5 -o /dev/null -w '%{{http_code}}' "
+                         f"http://{target}:{port}/metrics").stdout
+    # Go's TLS server answers plain HTTP with 400 ("Client sent an HTTP request to an HTTPS
+    # server") and serves nothing.
+    assert out == "400"
+
+
+@pytest.mark.parametrize("args", [
+    "-tls1_1 -cipher DEFAULT@SECLEVEL=0",          # TLS 1.1
+    "-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA",      # CBC suite
+    "-tls1_2 -curves secp521r1",                   # curve Go offers by default
+])
+def test_node_exporter_tls_is_mozilla_intermediate(args):
+    run = host(MON1).run(f"openssl s_client -connect {NODE}:9100 -servername {NODE} {args} "
+                         f"-CAfile {CA} </dev/null")
+    assert run.rc != 0, run.stdout
+    ok = host(MON1).run(f"openssl s_client -connect {NODE}:9100 -servername {NODE} -tls1_2 "
+                        f"-curves X25519 -CAfile {CA} </dev/null")
+    assert ok.rc == 0 and "Verify return code: 0 (ok)" in ok.stdout
+
+
+def test_security_headers():
+    out = host(MON1).run(f"curl -s -I --cacert {CA} -u {USER}:{PASSWORD} "
+                         f"https://{NODE}:9100/metrics").stdout.lower()
+    assert "strict-transport-security: max-age=63072000; includesubdomains" in out
+    assert "x-content-type-options: nosniff" in out
+
+
+def test_exporter_port_only_from_monitoring_hosts():
+    assert can_connect(host(MON2), NODE, 9100)
+    assert not can_connect(host(NODE), MON1, 9100), "only monitoring hosts may scrape"
+    assert not can_connect(host(NODE), MON1, 9090), "Prometheus is for the monitoring hosts"
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_node_exporter_is_sandboxed(name):
+    h = host(name)
+    props = h.run("systemctl show prometheus-node-exporter -p NoNewPrivileges -p ProtectSystem "
+                  "-p ProtectHome -p PrivateTmp -p PrivateDevices -p User -p ActiveState").stdout
+    for expected in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=read-only",
+                     "PrivateTmp=yes", "PrivateDevices=yes", "User=prometheus",
+                     "ActiveState=active"):
+        assert expected in props, props
+    web = h.file("/etc/prometheus/node-exporter/web.yml")
+    assert (web.user, web.group, web.mode) == ("root", "prometheus", 0o640)
+    assert "$2y$10$" in web.content_string and PASSWORD not in web.content_string
+    key = h.file("/etc/prometheus/node-exporter/tls.key")
+    assert (key.user, key.group, key.mode) == ("root", "prometheus", 0o640)
+
+
+def test_textfile_collector():
+    h = host(NODE)
+    h.run("echo 'webfleet_textfile_probe 42' > /var/lib/prometheus/node-exporter/wf-test.prom")
+    try:
+        _, body = curl(MON1, f"https://{NODE}:9100/metrics")
+        assert "webfleet_textfile_probe 42" in body
+    finally:
+        h.run("rm -f /var/lib/prometheus/node-exporter/wf-test.prom")
+
+
+# --- Alertmanager cluster -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mon", MONS)
+def test_alertmanagers_form_a_cluster(mon):
+    def ready():
+        status, body = curl(mon, f"https://{mon}:9093/api/v2/status")
+        data = json.loads(body) if status == "200" else {}
+        cluster = data.get("cluster", {})
+        return cluster if cluster.get("status") == "ready" and len(cluster.get("peers", [])) == 2 \
+            else None
+
+    cluster = wait_for(ready, 60, 2)
+    assert cluster, curl(mon, f"https://{mon}:9093/api/v2/status")
+    # Gossip listens on the host's address only, never on every address.
+    listeners = host(mon).run("ss -lntuH").stdout
+    gossip = [line for line in listeners.splitlines() if ":9094 " in line]
+    assert gossip and not any("0.0.0.0:9094" in g or "*:9094" in g for g in gossip), gossip
+
+
+# --- End to end: stop an exporter, the alert reaches the webhook once, then resolves ----------------
+
+def test_alert_delivered_once_within_bound_then_resolved():
+    node = host(NODE)
+    assert wait_for(lambda: all(query(m, f'up{{job="node",instance="{NODE}"}}')[0]["value"][1] == "1"
+                                for m in MONS), 60, 2)
+    seen_before = len(notifications())
+    # Down is seen at the next scrape; the rule fires `for` later, at an evaluation; Alertmanager
+    # waits group_wait (and, on the second peer, its peer_timeout slot); plus 15 s of slack.
+    bound_firing = SCRAPE + EVALUATION + FOR + EVALUATION + GROUP_WAIT + PEER_TIMEOUT + 15
+    stopped = time.time()
+    node.run("systemctl stop prometheus-node-exporter")
+    try:
+        firing = wait_for(lambda: next((r for r in notifications()[seen_before:]
+                                        if instance_down(r, "firing")), None), bound_firing + 30)
+    finally:
+        started = time.time()
+        node.run("systemctl start prometheus-node-exporter")
+    assert firing, f"no InstanceDown notification within {bound_firing + 30}s: {notifications()}"
+    delay_firing = firing["time"] - stopped
+    print(f"\nInstanceDown delivered {delay_firing:.1f}s after node_exporter stopped "
+          f"(bound {bound_firing}s = scrape {SCRAPE} + eval {EVALUATION} + for {FOR} + eval "
+          f"{EVALUATION} + group_wait {GROUP_WAIT} + peer slot {PEER_TIMEOUT} + slack 15)")
+    assert delay_firing <= bound_firing
+    assert firing["authorization"] == "Bearer molecule-webhook-token"
+    alert = next(a for a in firing["payload"]["alerts"] if a["labels"]["instance"] == NODE)
+    assert alert["labels"]["dc"] == "east" and alert["labels"]["severity"] == "warning"
+    assert "replica" not in alert["labels"], "the replica label must be dropped for deduplication"
+    assert alert["annotations"]["runbook"]
+
+    # Resolved: up again at the next scrape, the rule clears at the next evaluation, Prometheus
+    # sends the resolved alert, Alertmanager flushes the group at its group_interval.
+    bound_resolved = SCRAPE + EVALUATION + GROUP_INTERVAL + PEER_TIMEOUT + 15
+    resolved = wait_for(lambda: next((r for r in notifications()[seen_before:]
+                                      if instance_down(r, "resolved")), None), bound_resolved + 30)
+    assert resolved, f"no resolved notification within {bound_resolved + 30}s"
+    delay_resolved = resolved["time"] - started
+    print(f"InstanceDown resolved notification {delay_resolved:.1f}s after node_exporter started "
+          f"(bound {bound_resolved}s)")
+    assert delay_resolved <= bound_resolved
+
+    # Two Prometheus servers sent the alert to two clustered Alertmanagers: delivered once.
+    time.sleep(PEER_TIMEOUT + GROUP_INTERVAL)
+    firing_count = sum(instance_down(r, "firing") for r in notifications()[seen_before:])
+    resolved_count = sum(instance_down(r, "resolved") for r in notifications()[seen_before:])
+    print(f"notifications: {firing_count} firing, {resolved_count} resolved")
+    assert firing_count == 1
+    assert resolved_count == 1
+
+
+# --- Bad input is refused; the running configuration stays ---------------------------------------------
+
+def _fingerprint(mon):
+    h = host(mon)
+    return h.run("cd /etc/prometheus && cat prometheus.yml rules/*.yml alertmanager.yml "
+                 "| sha256sum").stdout
+
+
+def test_malformed_rule_is_refused_and_old_config_keeps_running():
+    before = _fingerprint(MON1)
+    reloaded = query(MON1, "prometheus_config_last_reload_success_timestamp_seconds")[0]["value"][1]
+    extra = {"prometheus_rules_extra": [{"name": "broken", "rules": [
+        {"alert": "Broken", "expr": "up ==== 0", "labels": {"severity": "warning"}}]}]}
+    run = ansible_playbook("playbooks/monitoring.yml", "--limit", MON1, "--tags", "prometheus",
+                           "-e", json.dumps(extra))
+    flat = " ".join(run.stdout.split())
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert "The Prometheus configuration was not put live" in flat, run.stdout[-3000:]
+    assert "Stage the extra rule groups" in flat
+    assert _fingerprint(MON1) == before
+    assert not host(MON1).file("/etc/prometheus/rules/extra.yml").exists
+    assert host(MON1).service("prometheus").is_running
+    assert query(MON1, "prometheus_config_last_reload_successful")[0]["value"][1] == "1"
+    assert query(MON1, "prometheus_config_last_reload_success_timestamp_seconds")[0]["value"][1] \
+        == reloaded
+
+
+def test_route_to_undefined_receiver_is_refused_and_old_config_keeps_running():
+    before = _fingerprint(MON1)
+    extra = {"alertmanager_routes": [{"matchers": ['severity="page"'], "receiver": "nope"}]}
+    run = ansible_playbook("playbooks/monitoring.yml", "--limit", MON1, "--tags", "alertmanager",
+                           "-e", json.dumps(extra))
+    flat = " ".join(run.stdout.split())
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert "failed `amtool check-config`" in flat and "undefined receiver" in flat, \
+        run.stdout[-3000:]
+    assert _fingerprint(MON1) == before
+    assert host(MON1).service("prometheus-alertmanager").is_running
+    status, body = curl(MON1, f"https://{MON1}:9093/api/v2/status")
+    assert status == "200" and "nope" not in json.loads(body)["config"]["original"]
+    # The secrets in the staged file never reached the log.
+    assert "molecule-webhook-token" not in run.stdout

@@ -1,0 +1,368 @@
+"""nginx role (with the tls role): DevSec nginx baseline equivalents, TLS checks, scanners,
+auth, header inheritance, transactional rollout and bad-input handling."""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from webfleet_testlib import REPO, ansible_playbook, host as get_host
+
+HOSTS = ["nginx-deb12", "nginx-deb13"]
+PORTS = {"nginx-deb12": 31443, "nginx-deb13": 31444}
+NAME = "shop.molecule.webfleet.test"
+PASSWORD = "lab-only-" + hashlib.sha1(b"molecule").hexdigest()[:12]
+PKI = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "pki")
+S_CLIENT = f"openssl s_client -connect 127.0.0.1:443 -servername {NAME}"
+CURL = f"curl -sk --max-time 10 --resolve {NAME}:443:127.0.0.1"
+
+
+@pytest.fixture(params=HOSTS, scope="module")
+def h(request):
+    return get_host(request.param)
+
+
+def nginx_t(h):
+    return h.run("nginx -T 2>/dev/null").stdout
+
+
+def directive(conf, name):
+    return re.findall(rf"^\s*{name}\s+(.*?);\s*$", conf, re.M)
+
+
+def headers(h, path="/", extra=""):
+    out = h.run(f"{CURL} -o /dev/null -D - {extra} https://{NAME}{path}").stdout
+    return {k.strip().lower(): v.strip() for k, v in
+            (line.split(":", 1) for line in out.splitlines()[1:] if ":" in line)}
+
+
+def status(h, path="/", extra="", scheme="https"):
+    return h.run(f"{CURL} -o /dev/null -w '%{{http_code}}' {extra} {scheme}://{NAME}{path}").stdout
+
+
+# --- DevSec nginx baseline equivalents ---------------------------------------------------------
+
+def test_nginx_01_worker_user(h):
+    assert h.user("www-data").exists
+    assert directive(h.file("/etc/nginx/nginx.conf").content_string, "user") == ["www-data"]
+    users = h.run("ps -o user= -C nginx").stdout.split()
+    assert users.count("root") == 1 and "www-data" in users
+
+
+def test_nginx_02_config_permissions(h):
+    for path in ("/etc/nginx/nginx.conf", "/etc/nginx/webfleet/headers.conf",
+                 "/etc/nginx/webfleet/sites/shop.conf"):
+        f = h.file(path)
+        assert (f.user, f.group, f.mode) == ("root", "root", 0o640), path
+
+
+def test_nginx_03_default_site_removed(h):
+    assert not h.file("/etc/nginx/conf.d/default.conf").exists
+    assert not h.file("/etc/nginx/sites-enabled/default").exists
+    assert "Welcome to nginx" not in h.run(f"{CURL} https://{NAME}/").stdout
+
+
+def test_nginx_04_one_master(h):
+    assert h.run("ps -eo args | grep -c '^nginx: master'").stdout.strip() == "1"
+
+
+def test_nginx_05_server_tokens(h):
+    assert directive(nginx_t(h), "server_tokens") == ["off"]
+    assert headers(h)["server"] == "nginx"
+    assert "nginx/" not in h.run(f"{CURL} https://{NAME}/nope").stdout
+
+
+def test_nginx_06_buffers_and_limits(h):
+    conf = nginx_t(h)
+    assert directive(conf, "client_max_body_size") == ["1k"]
+    assert directive(conf, "client_body_buffer_size") == ["1k"]
+    assert directive(conf, "client_header_buffer_size") == ["1k"]
+    assert directive(conf, "large_client_header_buffers") == ["2 1k"]
+    big = "head -c 2048 /dev/zero | tr '\\0' a | "
+    assert h.run(f"{big}{CURL} -o /dev/null -w '%{{http_code}}' --http1.1 --data-binary @- "
+                 f"https://{NAME}/healthz").stdout == "413"
+    assert status(h, "/" + "a" * 2000, "--http1.1") == "414"
+
+
+def test_nginx_07_limit_conn_and_req(h):
+    conf = nginx_t(h)
+    assert directive(conf, "limit_conn_zone") and directive(conf, "limit_conn")
+    assert directive(conf, "limit_req_zone") and directive(conf, "limit_req")
+
+
+@pytest.mark.parametrize("name,value", [
+    ("x-frame-options", "SAMEORIGIN"),                       # nginx-08
+    ("x-xss-protection", "1; mode=block"),                    # nginx-09
+    ("x-content-type-options", "nosniff"),                   # nginx-10
+])
+def test_nginx_08_09_10_headers(h, name, value):
+    assert headers(h)[name] == value
+
+
+def test_nginx_12_tls_protocols_and_tickets(h):
+    # Deviation (documented): Mozilla 6.0 ciphers and client preference instead of DevSec's list.
+    conf = nginx_t(h)
+    assert directive(conf, "ssl_protocols") == ["TLSv1.2 TLSv1.3"]
+    assert directive(conf, "ssl_session_tickets") == ["off"]
+
+
+def test_nginx_13_hsts(h):
+    hsts = headers(h)["strict-transport-security"]
+    assert int(re.search(r"max-age=(\d+)", hsts).group(1)) >= 31536000
+    assert "includeSubDomains" in hsts
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "TRACE", "OPTIONS", "PATCH"])
+def test_nginx_14_methods(h, method):
+    assert status(h, "/", f"-X {method}") == "405"
+    assert status(h, "/healthz", "-X POST") == "200"
+
+
+def test_nginx_15_csp(h):
+    csp = headers(h)["content-security-policy"]
+    assert "script-src 'self'" in csp and "object-src 'none'" in csp
+
+
+def test_nginx_17_timeouts(h):
+    conf = nginx_t(h)
+    assert directive(conf, "keepalive_timeout") == ["5 5"]
+    for name in ("client_body_timeout", "client_header_timeout", "send_timeout"):
+        assert directive(conf, name) == ["10"], name
+
+
+# --- TLS (reference section 1) -----------------------------------------------------------------
+
+def test_tls_01_protocols(h):
+    assert h.run(f"{S_CLIENT} -tls1_2 </dev/null").rc == 0
+    assert h.run(f"{S_CLIENT} -tls1_3 </dev/null").rc == 0
+    assert h.run(f"{S_CLIENT} -tls1_1 -cipher DEFAULT@SECLEVEL=0 </dev/null").rc != 0
+
+
+@pytest.mark.parametrize("cipher", ["ECDHE-ECDSA-AES128-SHA", "AES128-GCM-SHA256", "AES256-SHA"])
+def test_tls_02_no_cbc_no_rsa_kx(h, cipher):
+    assert h.run(f"{S_CLIENT} -tls1_2 -cipher {cipher} </dev/null").rc != 0
+
+
+def test_tls_03_groups(h):
+    # TLS 1.3 separates key-exchange groups from the certificate's curve.
+    assert h.run(f"{S_CLIENT} -tls1_3 -groups secp521r1 </dev/null").rc != 0
+    assert h.run(f"{S_CLIENT} -tls1_3 -groups X448 </dev/null").rc != 0
+    for group, shown in (("X25519", "X25519"), ("P-256", "prime256v1"), ("P-384", "secp384r1")):
+        out = h.run(f"{S_CLIENT} -tls1_3 -groups {group} </dev/null 2>&1 | grep 'Temp Key'").stdout
+        assert shown in out, group
+    out = h.run(f"{S_CLIENT} -tls1_2 -curves X25519:prime256v1 </dev/null 2>&1 | grep 'Temp Key'")
+    assert "X25519" in out.stdout
+
+
+def test_tls_04_client_preference(h):
+    assert directive(nginx_t(h), "ssl_prefer_server_ciphers") == ["off"]
+
+
+def test_tls_05_no_tls12_tickets(h):
+    out = h.run(f"{S_CLIENT} -tls1_2 </dev/null 2>/dev/null").stdout
+    assert "TLS session ticket:" not in out
+    assert directive(nginx_t(h), "ssl_session_cache") == ["shared:MozSSL:10m"]
+
+
+@pytest.mark.parametrize("path", ["/", "/does-not-exist"])
+def test_tls_06_hsts_everywhere(h, path):
+    assert headers(h, path)["strict-transport-security"] == "max-age=63072000; includeSubDomains"
+
+
+def test_tls_07_redirect_308(h):
+    out = h.run(f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' -H 'Host: {NAME}' "
+                f"http://127.0.0.1/x?y=1").stdout
+    assert out == f"308 https://{NAME}/x?y=1"
+
+
+def test_tls_08_ocsp_stapling_off_for_internal_ca(h):
+    assert not directive(nginx_t(h), "ssl_stapling")
+    assert "OCSP response: no response sent" in h.run(f"{S_CLIENT} -status </dev/null 2>&1").stdout
+
+
+def test_tls_09_certificate(h):
+    name = h.backend.get_hostname()
+    crt = f"/etc/webfleet/tls/{name}-ecdsa.crt"
+    text = h.run(f"openssl x509 -in {crt} -noout -text").stdout
+    assert "Public-Key: (256 bit)" in text and "ecdsa-with-SHA" in text
+    assert "DNS:" + NAME in text and "DNS:" + name in text
+    days = h.run(f"openssl x509 -in {crt} -noout -checkend {31 * 86400}").rc
+    assert days != 0, "leaf lives longer than the 30 days configured"
+    for suffix in ("key", "bundle.pem"):
+        f = h.file(f"/etc/webfleet/tls/{name}-ecdsa.{suffix}")
+        assert (f.user, f.group, f.mode) == ("root", "root", 0o600)
+    # Full chain served (leaf + CA).
+    chain = h.run(f"{S_CLIENT} -showcerts </dev/null 2>/dev/null").stdout
+    assert chain.count("BEGIN CERTIFICATE") == 2
+    assert h.file("/usr/local/share/ca-certificates/webfleet-ca.crt").exists
+    assert h.run(f"curl -s --resolve {NAME}:443:127.0.0.1 https://{NAME}/healthz").stdout == "ok\n"
+
+
+def test_tls_10_renegotiation_and_compression(h):
+    out = h.run(f"{S_CLIENT} -tls1_2 </dev/null 2>&1").stdout
+    assert "Secure Renegotiation IS supported" in out
+    assert "Compression: NONE" in out
+
+
+def test_tls_11_unknown_sni_rejected(h):
+    out = h.run("openssl s_client -connect 127.0.0.1:443 -noservername </dev/null 2>&1")
+    assert out.rc != 0 and "unrecognized name" in out.stdout
+    assert h.run("openssl s_client -connect 127.0.0.1:443 -servername evil.example </dev/null").rc != 0
+    assert h.run("curl -s -o /dev/null -w '%{http_code}' -H 'Host: evil.example' "
+                 "http://127.0.0.1/").stdout == "000"
+
+
+def test_tls_12_alpn_h2(h):
+    out = h.run(f"{S_CLIENT} -alpn h2,http/1.1 </dev/null 2>&1 | grep -a ALPN").stdout
+    assert "ALPN protocol: h2" in out
+
+
+# --- Scanners --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_sslyze_mozilla_intermediate(name):
+    cmd = [os.path.join(REPO, ".venv", "bin", "sslyze"), "--mozilla_config=intermediate",
+           "--certinfo_ca_file", os.path.join(PKI, "ca.crt"),
+           f"{NAME}:{PORTS[name]}{{127.0.0.1}}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "OK - Compliant" in proc.stdout
+
+
+ALLOWED_TESTSSL = {"cert_expirationStatus", "cert_notAfter", "cert_revocation", "secure_renego",
+                   "cert_trust", "cert_chain_of_trust"}
+
+
+def test_testssl_no_high_or_critical(h):
+    h.run("rm -f /tmp/testssl.json")
+    h.run("grep -q ' " + NAME + "$' /etc/hosts || echo '127.0.0.1 " + NAME + "' >> /etc/hosts")
+    h.run("timeout 240 testssl --quiet --color 0 --warnings off --nodns min "
+          "--add-ca /etc/webfleet/tls/ca.crt --severity LOW --jsonfile-pretty /tmp/testssl.json "
+          f"-p -E -f -S -h -U {NAME}:443")
+    data = json.loads(h.file("/tmp/testssl.json").content_string)
+    findings = []
+    for result in data["scanResult"]:
+        for section, items in result.items():
+            if isinstance(items, list):
+                findings += [i for i in items if isinstance(i, dict) and "severity" in i]
+    assert findings is not None
+    bad = [f for f in findings if f["severity"] in ("HIGH", "CRITICAL")
+           and f["id"] not in ALLOWED_TESTSSL]
+    assert not bad, bad
+
+
+# --- Behaviour: headers, health, status, logging ---------------------------------------------
+
+@pytest.mark.parametrize("path,extra", [
+    ("/products.json", "cache-control"), ("/healthz", None), ("/nope", None),
+    ("/.git/config", None), ("/admin/", None)])
+def test_header_inheritance(h, path, extra):
+    """A location that adds its own header keeps every security header (add_header rule)."""
+    got = headers(h, path)
+    for name in ("strict-transport-security", "x-frame-options", "x-content-type-options",
+                 "content-security-policy", "referrer-policy"):
+        assert name in got, f"{path}: {name} missing"
+    if extra:
+        assert got[extra] == "public, max-age=60"
+
+
+def test_demo_shop(h):
+    assert status(h, "/") == "200"
+    products = json.loads(h.run(f"{CURL} https://{NAME}/products.json").stdout)
+    assert len(products["products"]) == 3
+    assert h.run(f"{CURL} --http2 -o /dev/null -w '%{{http_version}}' https://{NAME}/").stdout == "2"
+
+
+def test_hidden_files_and_no_autoindex(h):
+    assert status(h, "/.git/config") == "404"
+    assert not re.search(r"^\s*autoindex\s+on", nginx_t(h), re.M)
+    assert not re.search(r"^\s*dav_methods", nginx_t(h), re.M)
+
+
+def test_healthz_not_logged_and_json_log(h):
+    before = h.run("wc -l < /var/log/nginx/access.log").stdout.strip()
+    assert h.run(f"{CURL} https://{NAME}/healthz").stdout == "ok\n"
+    assert h.run("curl -s http://127.0.0.1/healthz").stdout == "ok\n"
+    assert h.run("wc -l < /var/log/nginx/access.log").stdout.strip() == before
+    h.run(f"{CURL} -o /dev/null https://{NAME}/products.json")
+    line = json.loads(h.run("tail -n1 /var/log/nginx/access.log").stdout)
+    assert line["uri"] == "/products.json" and line["status"] == 200
+    assert "request_time" in line and "upstream_response_time" in line
+
+
+def test_stub_status_loopback_only(h):
+    assert "Active connections" in h.run("curl -s http://127.0.0.1:8080/stub_status").stdout
+    listeners = h.run("ss -Hltn").stdout
+    assert "127.0.0.1:8080" in listeners and "0.0.0.0:8080" not in listeners
+
+
+def test_keys_not_world_readable(h):
+    assert h.run("find /etc/webfleet/tls /etc/nginx -name '*.key' -perm /077").stdout == ""
+
+
+# --- Auth ------------------------------------------------------------------------------------
+
+def test_basic_auth(h):
+    assert status(h, "/private/") == "401"
+    assert status(h, "/private/", "-u shopadmin:wrong-password") == "401"
+    assert status(h, "/private/", f"-u shopadmin:{PASSWORD}") == "200"
+    pw = h.file("/etc/nginx/webfleet/htpasswd/shop-1")
+    assert pw.mode == 0o640 and pw.group == "www-data"
+    assert pw.content_string.count("$2y$") == 1 and PASSWORD not in pw.content_string
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_mtls_admin(name):
+    base = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+            "--cacert", os.path.join(PKI, "ca.crt"),
+            "--resolve", f"{NAME}:{PORTS[name]}:127.0.0.1", f"https://{NAME}:{PORTS[name]}/admin/"]
+    run = lambda *extra: subprocess.run(base[:1] + list(extra) + base[1:], capture_output=True,
+                                        text=True, check=False).stdout
+    assert run() == "403"
+    assert run("--cert", os.path.join(PKI, "clients", "admin.crt"),
+               "--key", os.path.join(PKI, "clients", "admin.key")) == "200"
+
+
+# --- Bad inputs and the transactional rollout; no secret in any run's output -------------------
+
+def _env():
+    eph = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
+    env = {"ANSIBLE_ROLES_PATH": os.path.join(REPO, "roles"),
+           "ANSIBLE_FILTER_PLUGINS": os.path.join(REPO, "plugins", "filter"),
+           "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
+    if os.path.isfile(os.path.join(eph, "ansible.cfg")):
+        env["ANSIBLE_CONFIG"] = os.path.join(eph, "ansible.cfg")
+    return env
+
+
+SITE = {"name": "shop", "server_names": [NAME], "root": "/var/www/webfleet-demo"}
+BAD = [
+    ("tls profile", {"nginx_tls_profile": "modrn"}, "nginx_tls_profile"),
+    ("port 0", {"nginx_sites": [dict(SITE, port=0)]}, "nginx_sites[0] (shop): name must be"),
+    ("duplicate name", {"nginx_sites": [SITE, dict(SITE, name="shop2")]},
+     "duplicate site name or server name"),
+    ("location slash", {"nginx_sites": [dict(SITE, locations=[{"path": "api"}])]},
+     "nginx_sites[0].locations[0].path: 'api' must start with /"),
+    ("missing certificate", {"nginx_sites": [dict(SITE, certificates=[
+        {"cert": "/etc/webfleet/tls/missing.crt", "key": "/etc/webfleet/tls/missing.key"}])]},
+     "nginx_sites[0].certificates[0].cert: certificate file /etc/webfleet/tls/missing.crt does not exist"),
+    ("tree fails nginx -t", {"nginx_sites": [dict(SITE, extra_directives=["no_such_directive on"])]},
+     "fails nginx -t, nothing was put live"),
+]
+
+
+@pytest.mark.parametrize("case,extra,message", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_fails_and_old_config_serves(case, extra, message):
+    # Only the nginx role (and its common dependency): the tls role is proven by the converge.
+    proc = ansible_playbook("playbooks/web.yml", "-v", "--tags", "nginx", "--limit", "nginx-deb12",
+                            "-e", json.dumps(extra), env=_env())
+    assert proc.returncode != 0, f"{case}: the run should fail"
+    flat = re.sub(r"\s+", " ", proc.stdout)
+    assert message in flat, flat[-3000:]
+    assert PASSWORD not in proc.stdout
+    h = get_host("nginx-deb12")
+    assert status(h, "/products.json") == "200"
+    assert status(h, "/admin/") == "403", "the previous configuration is still live"
