@@ -22,7 +22,7 @@ up)
     done
     ansible-playbook -i "$INV" playbooks/site.yml
     echo "lab converged in $(( $(date +%s) - start ))s"
-    ansible-playbook -i "$INV" playbooks/lab.yml --tags lab_endpoints | sed -n 's/^ *"msg": "\(.*\)"$/\1/p' | sed 's/\\n/ /g; s/  */ /g'
+    python3 scripts/lab_endpoints.py
     echo "Credentials: ansible-vault view $INV/group_vars/lab/vault.yml (vault id lab, password in $INV/vault-pass.txt)"
     ;;
 down)

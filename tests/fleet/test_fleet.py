@@ -58,3 +58,91 @@ def test_drift_check_names_host_and_file(lab):
         assert f"east-web2: {target}" in flat
     finally:
         assert playbook("playbooks/site.yml", "--limit", "east-web2").returncode == 0
+
+
+# --------------------------------------------------------------- the inventory is the truth ---
+NEW = "east-web3"
+NEW_IPS = {"wf-lab-east": "172.30.1.13", "wf-lab-wan": "172.30.0.13"}
+
+
+def _inventory_with_new_host(tmp_path, retired=False):
+    """A copy of the lab inventory with east-web3 (nginx, DC east) added (or retired)."""
+    import shutil
+
+    import yaml
+
+    inv = tmp_path / ("retired" if retired else "grown")
+    shutil.copytree(os.path.join(REPO, "inventories", "lab"), inv, dirs_exist_ok=True)
+    data = yaml.safe_load((inv / "hosts.yml").read_text())
+    lab_children = data["all"]["children"]["lab"]["children"]
+    lab_children["dc_east"]["hosts"][NEW] = {"lab_ips": NEW_IPS,
+                                             "lab_publish": ["127.0.0.1:13443:443"]}
+    data["all"]["children"]["web"]["children"]["nginx"]["hosts"][NEW] = None
+    if retired:
+        data["all"]["children"]["retired"] = {"hosts": {NEW: None}}
+    (inv / "hosts.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(inv)
+
+
+def _lb_server(lb, server):
+    """The backend row of `server` in `lb`'s runtime API: (status, is_backup) or None."""
+    out = docker_exec(lb, "echo 'show stat' | socat stdio UNIX-CONNECT:/run/haproxy/admin.sock").stdout
+    header = out.splitlines()[0].lstrip("# ").split(",")
+    for line in out.splitlines()[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("svname") == server:
+            return row["status"], row["bck"] == "1"
+    return None
+
+
+def _prometheus_targets():
+    password = run([os.path.join(BIN, "ansible-vault"), "view",
+                    "inventories/lab/group_vars/lab/vault.yml"]).stdout
+    password = re.search(r"vault_webfleet_metrics_password:\s*\"?([^\"\n]+)", password).group(1)
+    out = docker_exec("wf-mon1", "curl -s --cacert /etc/webfleet/tls/ca.crt "
+                      f"-u prometheus:{password} https://mon1:9090/api/v1/targets").stdout
+    return out
+
+
+def test_add_then_remove_a_web_host(lab, tmp_path):
+    import time
+
+    grown = _inventory_with_new_host(tmp_path)
+    assert run([os.path.join(BIN, "ansible-playbook"), "-i", grown, "playbooks/lab.yml",
+                "--tags", "lab_create"]).returncode == 0
+    for _ in range(60):
+        if docker_exec("wf-east-web3", "systemctl is-system-running").stdout.strip() in (
+                "running", "degraded"):
+            break
+        time.sleep(1)
+    assert run([os.path.join(BIN, "ansible-playbook"), "-i", grown,
+                "playbooks/site.yml"]).returncode == 0
+
+    # It serves, through its DC's LB as a primary and through the other DC's LB as a backup.
+    health = docker_exec("wf-east-lb1", "curl -s -o /dev/null -w '%{http_code}' --cacert "
+                         "/etc/webfleet/tls/ca.crt --resolve east-web3:443:172.30.0.13 "
+                         "https://east-web3/healthz").stdout
+    assert health == "200"
+    for _ in range(20):
+        if (_lb_server("wf-east-lb1", NEW) or ("",))[0] == "UP":
+            break
+        time.sleep(0.5)
+    assert _lb_server("wf-east-lb1", NEW) == ("UP", False)
+    assert _lb_server("wf-west-lb1", NEW)[1] is True
+    # Its firewall lets the LBs and monitoring in; Prometheus scrapes it.
+    rules = docker_exec("wf-east-web3", "nft list table inet webfleet").stdout
+    for peer in ("172.30.0.21", "172.30.0.61", "172.30.0.31"):
+        assert peer in rules, peer
+    assert '"instance":"east-web3"' in _prometheus_targets().replace(" ", "")
+
+    retired = _inventory_with_new_host(tmp_path, retired=True)
+    proc = run([os.path.join(BIN, "ansible-playbook"), "-i", retired, "playbooks/remove_host.yml"])
+    assert proc.returncode == 0
+    for lb in ("wf-east-lb1", "wf-east-lb2", "wf-west-lb1", "wf-west-lb2"):
+        assert _lb_server(lb, NEW) is None, f"{lb} still has {NEW}"
+    assert '"instance":"east-web3"' not in _prometheus_targets().replace(" ", "")
+    for peer in ("wf-east-web1", "wf-east-web2", "wf-east-lb1", "wf-west-lb1", "wf-mon1"):
+        rules = docker_exec(peer, "nft list table inet webfleet").stdout
+        assert "webfleet" in rules and "172.30.0.13" not in rules, peer
+    subprocess_rm = run(["docker", "rm", "-f", "wf-east-web3"])
+    assert subprocess_rm.returncode == 0
