@@ -16,7 +16,7 @@ export ANSIBLE_FORCE_COLOR := false
 export PY_COLORS := 0
 export MOLECULE_NO_LOG := false
 
-.PHONY: all venv engine images lint unit molecule test lab lab-down bench clean help
+.PHONY: all venv engine images lint unit molecule test test-fleet lab lab-down bench clean help
 
 all: venv
 
@@ -25,6 +25,7 @@ help:
 	@echo "make lab-down   remove the lab containers and networks"
 	@echo "make test       yamllint + ansible-lint + pytest unit tests + every Molecule scenario"
 	@echo "make test SCENARIO=base   lint, unit tests and one scenario"
+	@echo "make test-fleet site.yml via ansible-runner, drift check, add/remove a host, on the lab"
 	@echo "make bench      benchmarks (bench/results/)"
 
 venv: $(VENV)/.stamp
@@ -48,10 +49,15 @@ unit: venv
 	$(BIN)/pytest -q tests/unit
 
 molecule: venv images
-	scripts/molecule-all.sh $(or $(SCENARIO),$(SCENARIOS))
+	WEBFLEET_SCENARIOS="$(SCENARIO)" $(BIN)/pytest -p no:cacheprovider -rA -v -s tests/test_scenarios.py
 
 test: venv
 	scripts/test.sh $(SCENARIO)
+
+# The fleet as operators and AWX run it, on the lab (ansible-runner, idempotence, drift check,
+# adding and removing a host). Brings the lab up from bare containers and removes it after.
+test-fleet: venv images
+	$(BIN)/pytest -p no:cacheprovider -rA -v -s tests/fleet
 
 lab: venv images
 	scripts/lab.sh up
