@@ -7,8 +7,6 @@ VENV        := .venv
 BIN         := $(CURDIR)/$(VENV)/bin
 PY          := python3
 SCENARIO    ?=
-# Scenarios in the order `make test` runs them (cheap first).
-SCENARIOS   ?= $(shell ls -d molecule/*/molecule.yml 2>/dev/null | cut -d/ -f2)
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_VAULT_IDENTITY_LIST ?= lab@$(CURDIR)/inventories/lab/vault-pass.txt

@@ -83,12 +83,14 @@ def watch_down(lb, server, seconds):
 class Load:
     """Bounded load from the client container (count, seconds and a stop file)."""
 
-    def __init__(self, ip, seconds=20, threads=4, rate=25, name=NAME):
+    def __init__(self, ip, seconds=20, threads=4, rate=25, name=NAME, new_conn=False,
+                 max_requests=20000):
         host(CLIENT).run("rm -f /tmp/wf_load.stop")
         self.proc = subprocess.Popen(
             ["docker", "exec", CLIENT, "python3", "/usr/local/bin/wf_load.py", "--ip", ip, "--name", name,
              "--seconds", str(seconds), "--threads", str(threads), "--rate", str(rate),
-             "--stop-file", "/tmp/wf_load.stop"],
+             "--stop-file", "/tmp/wf_load.stop", "--max-requests", str(max_requests)]
+            + (["--new-conn"] if new_conn else []),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.5)
 
@@ -270,28 +272,32 @@ def test_dc_outage_fails_over_to_other_dc_and_back():
         assert wait_status(LB1, name, "UP", 20)
     up_after = time.time() - t_back
     res = load.result()
-    offset = int(t_out - res["start"])
+    first, last = int(t_out + detected - res["start"]) + 1, int(t_back - res["start"]) - 1
     during = served_by({"served": {k: v for k, v in res["served"].items()
-                                   if offset + 2 <= int(k) <= offset + 7}})
+                                   if first <= int(k) <= last}})
     after = served_by(res, since=int(t_back - res["start"] + up_after + 1))
     report(f"DC outage: both dc_one web servers DOWN in {detected:.2f} s (observed), back UP "
            f"{up_after:.2f} s after start; load {res['total']} requests, {res['failed']} failed; "
            f"served during outage {during}, after return {after}")
     assert res["failed"] == 0, res["errors"]
-    assert during and set(during) <= set(TWO), during
+    assert set(during) == set(TWO), during  # every backup serves (option allbackups)
     assert after and set(after) <= set(ONE), after
 
 
 def test_hitless_reload_under_load():
     lb = host(LB1)
     before = lb.run("echo 'show proc' | socat stdio /run/haproxy-master.sock").stdout
-    load = Load(IP[LB1], seconds=15, threads=4, rate=40)
+    # A new TLS connection per request: any connection refused or dropped during the listener
+    # hand-over is a failure (idle keep-alive connections are closed by the old workers, which
+    # HTTP clients retry by design, so they would not prove anything).
+    load = Load(IP[LB1], seconds=15, threads=4, rate=20, new_conn=True)
     for _ in range(3):
         time.sleep(3)
         assert lb.run("systemctl reload haproxy").rc == 0
     res = load.result()
     after = lb.run("echo 'show proc' | socat stdio /run/haproxy-master.sock").stdout
-    report(f"3 reloads under load: {res['total']} requests, {res['failed']} failed, "
+    report(f"3 reloads under load (new connection per request): {res['total']} requests, "
+           f"{res['failed']} failed, "
            f"p99 {res['p99_ms']} ms")
     assert res["failed"] == 0, res["errors"]
     assert before != after
@@ -344,7 +350,7 @@ def rolling_update(*extra):
     env = {"ANSIBLE_ROLES_PATH": f"{os.environ.get('MOLECULE_PROJECT_DIRECTORY', '')}/roles:"
                                  f"{SCENARIO_ROLES}"}
     return ansible_playbook("playbooks/rolling_update.yml", "-e", "rolling_update_role=lb_standin_web",
-                            *extra, env=env)
+                            "-e", "lb_standin_web_tls=false", *extra, env=env)
 
 
 def page(server):
@@ -352,7 +358,7 @@ def page(server):
 
 
 def test_rolling_update_under_load():
-    load = Load(IP[LB1], seconds=300, threads=4, rate=25)
+    load = Load(IP[LB1], seconds=300, threads=4, rate=20, max_requests=40000)
     t0 = time.time()
     run = rolling_update("-e", "lb_standin_web_version=2")
     took = time.time() - t0
@@ -415,7 +421,9 @@ def test_bad_input_fails_naming_the_variable_and_keeps_serving(extra, message):
 
 
 def test_secret_not_in_verbose_log():
-    run = ansible_playbook("playbooks/lb.yml", "-v", "--limit", LB1, "--tags", "haproxy")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert PASSWORD not in run.stdout
-    assert re.search(rf"{LB1}\s+: ok=\d+\s+changed=0", run.stdout), run.stdout[-1500:]
+    run = ansible_playbook("playbooks/lb.yml", "-v", "--limit", LB1, "--tags", "haproxy",
+                           env={"ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"})
+    out = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout)
+    assert run.returncode == 0, out[-3000:]
+    assert PASSWORD not in out
+    assert re.search(rf"{LB1}\s+: ok=\d+\s+changed=0", out), out[-1500:]

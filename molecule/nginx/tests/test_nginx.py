@@ -366,3 +366,36 @@ def test_bad_input_fails_and_old_config_serves(case, extra, message):
     h = get_host("nginx-deb12")
     assert status(h, "/products.json") == "200"
     assert status(h, "/admin/") == "403", "the previous configuration is still live"
+
+
+# --- tls role, source "provided": installs vault PEMs; a mismatching key fails early ----------
+
+def _pem(name):
+    with open(os.path.join(PKI, "hosts", name), encoding="ascii") as f:
+        return f.read()
+
+
+def test_tls_provided_source():
+    ca = open(os.path.join(PKI, "ca.crt"), encoding="ascii").read()
+    good = {"tls_source": "provided", "tls_provided": {
+        "cert": _pem("nginx-deb12-ecdsa.crt"), "chain": ca, "key": _pem("nginx-deb12-ecdsa.key")}}
+    proc = ansible_playbook("playbooks/web.yml", "--tags", "tls", "--limit", "nginx-deb12",
+                            "-e", json.dumps(good), env=_env())
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    # The same PEMs as the internal CA issued: installed identically, nothing changes.
+    assert re.search(r"nginx-deb12\s+:\s+ok=\d+\s+changed=0\s", proc.stdout), proc.stdout[-2000:]
+    assert "PRIVATE KEY" not in proc.stdout
+
+    bad = {"tls_source": "provided", "tls_provided": {
+        "cert": _pem("nginx-deb13-ecdsa.crt"), "chain": ca, "key": _pem("nginx-deb12-ecdsa.key")}}
+    proc = ansible_playbook("playbooks/web.yml", "--tags", "tls", "--limit", "nginx-deb12",
+                            "-e", json.dumps(bad), env=_env())
+    flat = re.sub(r"\s+", " ", proc.stdout)
+    assert proc.returncode != 0
+    assert "tls_provided.cert: the ecdsa certificate misses names from tls_names: DNS:nginx-deb12" in flat
+    assert "does not match tls_provided.key" in flat and "Nothing was installed" in flat
+    assert "PRIVATE KEY" not in proc.stdout
+    h = get_host("nginx-deb12")
+    assert "DNS:nginx-deb12" in h.run("openssl x509 -noout -ext subjectAltName "
+                                      "-in /etc/webfleet/tls/nginx-deb12-ecdsa.crt").stdout
+    assert status(h, "/products.json") == "200"
