@@ -235,7 +235,7 @@ def webfleet_scrape_targets(hostvars, groups, group, port=None, env=None,
     if reserved:
         raise AnsibleFilterError(f"{var}: labels may not override {sorted(reserved)}")
     targets = []
-    for host in sorted(set(groups.get(group, []))):
+    for host in sorted(set(_active(groups.get(group, []), groups))):
         if host not in hostvars:
             raise AnsibleFilterError(f"{var}: host {host!r} is not in the inventory")
         hv = hostvars[host]

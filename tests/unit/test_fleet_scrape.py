@@ -83,3 +83,12 @@ def test_host_without_dc_is_an_error():
 def test_labels_cannot_override_the_fleet_labels():
     with pytest.raises(AnsibleFilterError, match="may not override"):
         webfleet_scrape_targets(HOSTVARS, GROUPS, "web", 9100, labels={"dc": "x"})
+
+
+def test_retired_hosts_are_not_scraped():
+    from fleet import webfleet_scrape_targets as targets
+
+    hostvars = {"a": {"webfleet_dc": "east", "webfleet_env": "lab"},
+                "b": {"webfleet_dc": "east", "webfleet_env": "lab"}}
+    groups = {"all": ["a", "b"], "web": ["a", "b"], "retired": ["b"]}
+    assert [t["labels"]["instance"] for t in targets(hostvars, groups, "web", 9100)] == ["a"]
