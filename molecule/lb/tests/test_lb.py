@@ -350,7 +350,7 @@ def rolling_update(*extra):
     env = {"ANSIBLE_ROLES_PATH": f"{os.environ.get('MOLECULE_PROJECT_DIRECTORY', '')}/roles:"
                                  f"{SCENARIO_ROLES}"}
     return ansible_playbook("playbooks/rolling_update.yml", "-e", "rolling_update_role=lb_standin_web",
-                            "-e", "lb_standin_web_tls=false", *extra, env=env)
+                            *extra, env=env)
 
 
 def page(server):
