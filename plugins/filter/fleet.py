@@ -159,7 +159,7 @@ def webfleet_backends(lb_host, hostvars, groups, web_group="web", hosts=None,
     lb_dc = hostvars[lb_host].get("webfleet_dc")
     if not lb_dc:
         raise AnsibleFilterError(f"webfleet_dc is not set for {lb_host}")
-    members = list(groups.get(web_group, []))
+    members = _active(groups.get(web_group, []), groups)
     if hosts is not None:
         if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
             raise AnsibleFilterError(f"{var} must be a list of inventory hosts, got {hosts!r}")

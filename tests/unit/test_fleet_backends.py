@@ -83,3 +83,13 @@ def test_vrrp_rule_needs_no_port():
         "e-lb1", HOSTVARS, GROUPS)
     assert allow == [{"name": "vrrp-between-lbs", "port": [], "proto": "vrrp",
                       "sources": ["10.0.1.21", "10.0.2.21"]}]
+
+
+def test_retired_web_servers_leave_the_pool():
+    from fleet import webfleet_backends
+
+    hostvars = {"lb1": {"webfleet_dc": "east"},
+                "w1": {"webfleet_dc": "east", "webfleet_addresses": ["10.0.0.1"]},
+                "w2": {"webfleet_dc": "east", "webfleet_addresses": ["10.0.0.2"]}}
+    groups = {"web": ["w1", "w2"], "lb": ["lb1"], "retired": ["w2"]}
+    assert [b["name"] for b in webfleet_backends("lb1", hostvars, groups)] == ["w1"]
