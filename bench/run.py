@@ -40,8 +40,8 @@ ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
 CLIENT = "wf-bench-client"
 STOCK = "wf-bench-stock"
 SHOP = "shop.lab.webfleet.test"
-LB = {"name": "east-lb1", "container": "wf-east-lb1", "ip": "172.30.1.21"}
-WEB = {"name": "east-web1", "container": "wf-east-web1", "ip": "172.30.1.11"}
+LB = {"name": "east-lb1", "container": "wf-east-lb1", "ip": "10.230.1.21"}
+WEB = {"name": "east-web1", "container": "wf-east-web1", "ip": "10.230.1.11"}
 GOALS = {
     "lab_converge_bare_s": ("<=", 150),
     "lab_converge_rerun_s": ("<=", 20),
@@ -137,10 +137,10 @@ def scale_inventory(n, workdir):
         for i in range(n // 2):
             name = f"s{n}-{dc}-web{i + 1:02d}"
             web["nginx" if i % 2 == 0 else "apache"].append(name)
-            lines.append(f"            {name}: {{lab_ips: {{wf-lab-{dc}: 172.30.{net}.{100 + i}, "
-                         f"wf-lab-wan: 172.30.0.{wan + 100 + i}}}}}")
-        lines.append(f"            s{n}-{dc}-lb1: {{lab_ips: {{wf-lab-{dc}: 172.30.{net}.21, "
-                     f"wf-lab-wan: 172.30.0.{21 + wan}}}}}")
+            lines.append(f"            {name}: {{lab_ips: {{wf-lab-{dc}: 10.230.{net}.{100 + i}, "
+                         f"wf-lab-wan: 10.230.0.{wan + 100 + i}}}}}")
+        lines.append(f"            s{n}-{dc}-lb1: {{lab_ips: {{wf-lab-{dc}: 10.230.{net}.21, "
+                     f"wf-lab-wan: 10.230.0.{21 + wan}}}}}")
     lines += ["    web:", "      children:"]
     for kind, hosts in web.items():
         lines += [f"        {kind}:", "          hosts:"] + [f"            {h}:" for h in hosts]
@@ -210,7 +210,7 @@ def stock_nginx():
                  "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/tmp",
                  "--label", "org.webfleet.lab=1"]
         sh(["docker", "run", "-d", "--name", STOCK, *shape, "--network", "wf-lab-east",
-            "--ip", "172.30.1.250", "webfleet/debian:12", "/sbin/init"])
+            "--ip", "10.230.1.250", "webfleet/debian:12", "/sbin/init"])
         time.sleep(3)
         dexec(STOCK, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx"
               " >/dev/null", timeout=600, check=True)
@@ -231,7 +231,7 @@ def stock_nginx():
             "ssl_certificate_key /etc/nginx/key.pem; root /var/www/html; }")
     dexec(STOCK, f"echo '{site}' > /etc/nginx/sites-enabled/bench && chmod 644 /var/www/html/products.json"
           " && nginx -t && systemctl reload nginx", check=True)
-    return "172.30.1.250"
+    return "10.230.1.250"
 
 
 def section_http(res):

@@ -62,7 +62,7 @@ def test_drift_check_names_host_and_file(lab):
 
 # --------------------------------------------------------------- the inventory is the truth ---
 NEW = "east-web3"
-NEW_IPS = {"wf-lab-east": "172.30.1.13", "wf-lab-wan": "172.30.0.13"}
+NEW_IPS = {"wf-lab-east": "10.230.1.13", "wf-lab-wan": "10.230.0.13"}
 
 
 def _inventory_with_new_host(tmp_path, retired=False):
@@ -120,7 +120,7 @@ def test_add_then_remove_a_web_host(lab, tmp_path):
 
     # It serves, through its DC's LB as a primary and through the other DC's LB as a backup.
     health = docker_exec("wf-east-lb1", "curl -s -o /dev/null -w '%{http_code}' --cacert "
-                         "/etc/webfleet/tls/ca.crt --resolve east-web3:443:172.30.0.13 "
+                         "/etc/webfleet/tls/ca.crt --resolve east-web3:443:10.230.0.13 "
                          "https://east-web3/healthz").stdout
     assert health == "200"
     for _ in range(20):
@@ -131,7 +131,7 @@ def test_add_then_remove_a_web_host(lab, tmp_path):
     assert _lb_server("wf-west-lb1", NEW)[1] is True
     # Its firewall lets the LBs and monitoring in; Prometheus scrapes it.
     rules = docker_exec("wf-east-web3", "nft list table inet webfleet").stdout
-    for peer in ("172.30.0.21", "172.30.0.61", "172.30.0.31"):
+    for peer in ("10.230.0.21", "10.230.0.61", "10.230.0.31"):
         assert peer in rules, peer
     assert '"instance":"east-web3"' in _prometheus_targets().replace(" ", "")
 
@@ -143,6 +143,6 @@ def test_add_then_remove_a_web_host(lab, tmp_path):
     assert '"instance":"east-web3"' not in _prometheus_targets().replace(" ", "")
     for peer in ("wf-east-web1", "wf-east-web2", "wf-east-lb1", "wf-west-lb1", "wf-mon1"):
         rules = docker_exec(peer, "nft list table inet webfleet").stdout
-        assert "webfleet" in rules and "172.30.0.13" not in rules, peer
+        assert "webfleet" in rules and "10.230.0.13" not in rules, peer
     subprocess_rm = run(["docker", "rm", "-f", "wf-east-web3"])
     assert subprocess_rm.returncode == 0

@@ -1,6 +1,6 @@
 """lb scenario: HAProxy health checks, multi-DC failover, LB HA, hitless reloads, rolling updates.
 
-Hosts: dc_one = lb-one-web1/2 behind lb-one-lb1/lb2 (VRRP pair, VIP 172.31.40.100);
+Hosts: dc_one = lb-one-web1/2 behind lb-one-lb1/lb2 (VRRP pair, VIP 10.231.40.100);
 dc_two = lb-two-web1/2 behind lb-two-lb1, which also runs the bounded load generator
 (tests/wf_load.py) against dc_one's LBs over the scenario network.
 """
@@ -21,8 +21,8 @@ LB1, LB2, LBT = "lb-one-lb1", "lb-one-lb2", "lb-two-lb1"
 ONE = ["lb-one-web1", "lb-one-web2"]
 TWO = ["lb-two-web1", "lb-two-web2"]
 WEBS = ONE + TWO
-IP = {"lb-one-lb1": "172.31.40.21", "lb-one-lb2": "172.31.40.22", "lb-two-lb1": "172.31.40.61"}
-VIP = "172.31.40.100"
+IP = {"lb-one-lb1": "10.231.40.21", "lb-one-lb2": "10.231.40.22", "lb-two-lb1": "10.231.40.61"}
+VIP = "10.231.40.100"
 CLIENT = LBT
 NAME = "www.webfleet.test"
 SOCK = "/run/haproxy/admin.sock"
