@@ -54,6 +54,12 @@ def molecule(scenario, *args, capture=False):
 @pytest.mark.parametrize("scenario", SELECTED)
 def test_scenario(scenario):
     assert scenario in ALL, f"no scenario {scenario!r}; have {ALL}"
+    # A scenario can be held out of the default run with a reason in molecule/<name>/HELD;
+    # naming it (make test SCENARIO=<name>) still runs it.
+    held = os.path.join(REPO, "molecule", scenario, "HELD")
+    if os.path.exists(held) and not os.environ.get("WEBFLEET_SCENARIOS"):
+        with open(held) as fh:
+            pytest.skip(f"{scenario} held out of the default run: {fh.read().strip()}")
     try:
         for step in ("destroy", "syntax", "converge", "idempotence"):
             rc, out = molecule(scenario, step)
