@@ -37,3 +37,23 @@ def can_connect(src, address, port, timeout=3):
     cmd = (f"timeout {timeout} python3 -c \"import socket; "
            f"socket.create_connection(('{address}', {port}), {timeout})\"")
     return src.run(cmd).rc == 0
+
+
+# Mozilla guidelines the TLS endpoints are scanned against: sslyze's bundled 5.7 profile, and 6.0
+# (which dropped the DHE suites from "intermediate"), a profile kept beside this file.
+SSLYZE_PROFILES = {
+    "mozilla-5.7": ["--mozilla_config=intermediate"],
+    "mozilla-6.0": ["--custom_tls_config",
+                    os.path.join(os.path.dirname(__file__), "mozilla-6.0-intermediate.json")],
+}
+
+
+def sslyze_compliant(target, ca_file, profile):
+    """Run sslyze against target ("name:port{ip}") with a profile; returns (ok, output)."""
+    import subprocess
+
+    cmd = [os.path.join(REPO, ".venv", "bin", "sslyze"), *SSLYZE_PROFILES[profile],
+           "--certinfo_ca_file", ca_file, target]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    out = proc.stdout[-3000:] + proc.stderr[-2000:]
+    return proc.returncode == 0 and "OK - Compliant" in proc.stdout, out

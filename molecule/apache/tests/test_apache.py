@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from webfleet_testlib import REPO, ansible_playbook, host as get_host
+from webfleet_testlib import (SSLYZE_PROFILES, REPO, ansible_playbook, host as get_host,
+                             sslyze_compliant)
 
 HOSTS = ["apache-deb12", "apache-deb13"]
 PORTS = {"apache-deb12": 32443, "apache-deb13": 32444}
@@ -191,14 +192,12 @@ def test_tls_12_alpn_h2(h):
     assert "ALPN protocol: h2" in out
 
 
+@pytest.mark.parametrize("profile", sorted(SSLYZE_PROFILES))
 @pytest.mark.parametrize("name", HOSTS)
-def test_sslyze_mozilla_intermediate(name):
-    cmd = [os.path.join(REPO, ".venv", "bin", "sslyze"), "--mozilla_config=intermediate",
-           "--certinfo_ca_file", os.path.join(PKI, "ca.crt"),
-           f"{NAME}:{PORTS[name]}{{127.0.0.1}}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "OK - Compliant" in proc.stdout
+def test_sslyze_mozilla_intermediate(name, profile):
+    ok, out = sslyze_compliant(f"{NAME}:{PORTS[name]}{{127.0.0.1}}", os.path.join(PKI, "ca.crt"),
+                               profile)
+    assert ok, out
 
 
 ALLOWED_TESTSSL = {"cert_expirationStatus", "cert_notAfter", "cert_revocation", "secure_renego",

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from webfleet_testlib import REPO, ansible_playbook, host as get_host
+from webfleet_testlib import (SSLYZE_PROFILES, REPO, ansible_playbook, host as get_host,
+                             sslyze_compliant)
 
 HOSTS = ["nginx-deb12", "nginx-deb13"]
 PORTS = {"nginx-deb12": 31443, "nginx-deb13": 31444}
@@ -222,14 +223,12 @@ def test_tls_12_alpn_h2(h):
 
 # --- Scanners --------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("profile", sorted(SSLYZE_PROFILES))
 @pytest.mark.parametrize("name", HOSTS)
-def test_sslyze_mozilla_intermediate(name):
-    cmd = [os.path.join(REPO, ".venv", "bin", "sslyze"), "--mozilla_config=intermediate",
-           "--certinfo_ca_file", os.path.join(PKI, "ca.crt"),
-           f"{NAME}:{PORTS[name]}{{127.0.0.1}}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "OK - Compliant" in proc.stdout
+def test_sslyze_mozilla_intermediate(name, profile):
+    ok, out = sslyze_compliant(f"{NAME}:{PORTS[name]}{{127.0.0.1}}", os.path.join(PKI, "ca.crt"),
+                               profile)
+    assert ok, out
 
 
 ALLOWED_TESTSSL = {"cert_expirationStatus", "cert_notAfter", "cert_revocation", "secure_renego",
@@ -398,4 +397,42 @@ def test_tls_provided_source():
     h = get_host("nginx-deb12")
     assert "DNS:nginx-deb12" in h.run("openssl x509 -noout -ext subjectAltName "
                                       "-in /etc/webfleet/tls/nginx-deb12-ecdsa.crt").stdout
+    assert status(h, "/products.json") == "200"
+
+
+def _expired_cert_for(key_pem, names):
+    """A certificate for key_pem covering names that expired yesterday (self-signed: the check
+    must refuse it for its dates before anything else looks at it)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=30))
+            .not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_tls_expired_certificate_refused():
+    key = _pem("nginx-deb12-ecdsa.key")
+    h = get_host("nginx-deb12")
+    before = h.file("/etc/webfleet/tls/nginx-deb12-ecdsa.crt").content_string
+    expired = {"tls_source": "provided", "tls_provided": {
+        "cert": _expired_cert_for(key, ["nginx-deb12", NAME]), "chain": "", "key": key}}
+    proc = ansible_playbook("playbooks/web.yml", "--tags", "tls", "--limit", "nginx-deb12",
+                            "-e", json.dumps(expired), env=_env())
+    flat = re.sub(r"\s+", " ", proc.stdout)
+    assert proc.returncode != 0
+    assert "tls_provided.cert: the ecdsa certificate has expired" in flat, flat[-3000:]
+    assert "Nothing was installed" in flat and "PRIVATE KEY" not in proc.stdout
+    assert h.file("/etc/webfleet/tls/nginx-deb12-ecdsa.crt").content_string == before
     assert status(h, "/products.json") == "200"
