@@ -24,7 +24,7 @@ help:
 	@echo "make test       yamllint + ansible-lint + pytest unit tests + every Molecule scenario"
 	@echo "make test SCENARIO=base   lint, unit tests and one scenario"
 	@echo "make test-fleet site.yml via ansible-runner, drift check, add/remove a host, on the lab"
-	@echo "make bench      benchmarks (bench/results/)"
+	@echo "make bench      benchmarks (bench/results/); ONLY=rerun,http,failover,rolling on a running lab"
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
@@ -63,8 +63,9 @@ lab: venv images
 lab-down: venv
 	scripts/lab.sh down
 
+# make bench ONLY=http,failover runs some sections on a lab that is already up.
 bench: venv images
-	scripts/bench.sh
+	scripts/bench.sh $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf .cache
