@@ -257,7 +257,10 @@ def _node_exporter_exe():
     h = host(NODE)
     pid = h.run("systemctl show -p MainPID --value prometheus-node-exporter").stdout.strip()
     assert pid not in ("", "0"), "node_exporter is not running"
-    return pid, h.run(f"readlink -f /proc/{pid}/exe").stdout.strip()
+    # /proc/<pid>/exe is unreadable without CAP_SYS_PTRACE (another user's process): follow the
+    # program the process was started as instead.
+    argv0 = h.run(f"tr '\\0' '\\n' < /proc/{pid}/cmdline | head -n 1").stdout.strip()
+    return pid, h.run(f"readlink -f {argv0}").stdout.strip()
 
 
 def test_node_exporter_runs_the_tarball_binary():
