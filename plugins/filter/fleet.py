@@ -206,7 +206,7 @@ def _tier(host, hv, groups):
 
 def webfleet_scrape_targets(hostvars, groups, group, port=None, env=None,
                             target="{address}:{port}", var="webfleet_scrape_targets",
-                            labels=None):
+                            labels=None, exclude=None, port_var=None):
     """Prometheus static_configs for every host of ``group``, labelled with dc, tier and env.
 
     One entry per host, sorted by host name so the rendered config is stable:
@@ -222,6 +222,10 @@ def webfleet_scrape_targets(hostvars, groups, group, port=None, env=None,
     * ``dc`` comes from ``webfleet_dc`` (an error when a host lacks it: alerts route and inhibit
       by DC), ``tier`` from ``webfleet_tier`` or the host's tier group, ``env`` from ``env`` or
       the host's ``webfleet_env``.
+    * ``exclude`` lists hosts of ``group`` that are left out (a host whose exporter cannot be
+      scraped remotely, say); a name that is not in the inventory is an error (a typo).
+    * ``port_var`` names a host variable that, when the inventory sets it for a host, replaces
+      ``port`` for that host (an exporter moved to another port on some hosts).
     """
     if group != "all" and group not in groups and group not in OPTIONAL_GROUPS:
         raise AnsibleFilterError(f"{var}: group {group!r} is not an inventory group")
@@ -234,11 +238,27 @@ def webfleet_scrape_targets(hostvars, groups, group, port=None, env=None,
     reserved = {"instance", "dc", "tier", "env"} & set(extra)
     if reserved:
         raise AnsibleFilterError(f"{var}: labels may not override {sorted(reserved)}")
+    if exclude is None:
+        exclude = []
+    if isinstance(exclude, str) or not isinstance(exclude, (list, tuple)):
+        raise AnsibleFilterError(f"{var}: exclude must be a list of inventory hosts, got {exclude!r}")
+    for name in exclude:
+        if name not in hostvars:
+            raise AnsibleFilterError(f"{var}: exclude: {name!r} is not a host in the inventory")
     targets = []
-    for host in sorted(set(_active(groups.get(group, []), groups))):
+    for host in sorted(set(_active(groups.get(group, []), groups)) - set(exclude)):
         if host not in hostvars:
             raise AnsibleFilterError(f"{var}: host {host!r} is not in the inventory")
         hv = hostvars[host]
+        host_port = port
+        if port_var and hv.get(port_var) is not None:
+            host_port = hv[port_var]
+            if isinstance(host_port, str) and host_port.isdigit():
+                host_port = int(host_port)
+            if (isinstance(host_port, bool) or not isinstance(host_port, int)
+                    or not 1 <= host_port <= 65535):
+                raise AnsibleFilterError(
+                    f"{port_var} of {host}: {hv[port_var]!r} is not a TCP port (an integer 1-65535)")
         dc = hv.get("webfleet_dc")
         if not dc:
             raise AnsibleFilterError(
@@ -249,7 +269,7 @@ def webfleet_scrape_targets(hostvars, groups, group, port=None, env=None,
             raise AnsibleFilterError(f"webfleet_env is not set for {host}")
         address = str(hv.get("webfleet_scrape_address") or host)
         try:
-            rendered = target.format(address=address, host=host, port=port, dc=dc)
+            rendered = target.format(address=address, host=host, port=host_port, dc=dc)
         except (KeyError, IndexError, ValueError) as exc:
             raise AnsibleFilterError(f"{var}: bad target format {target!r}: {exc}") from exc
         targets.append({

@@ -21,6 +21,7 @@ REQUIRED = {
     "InstanceDown", "HighCpu", "MemoryPressure", "DiskFillingUp", "NetworkErrors",
     "Http5xxRatioHigh", "LatencyP95High", "BackendServerDown", "DatacenterAllBackendsDown",
     "CertificateExpiringSoon", "ProbeFailing", "TargetMissing", "AlertmanagerClusterDegraded",
+    "WebServerStatusUnreachable",
 }
 
 

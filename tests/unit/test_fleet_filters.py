@@ -80,3 +80,24 @@ def test_retired_hosts_leave_every_allowlist():
     groups = dict(GROUPS, retired=["lb1"])
     allow = webfleet_firewall_allow(ACCESS, "web1", HOSTVARS, groups)
     assert [a["sources"] for a in allow if a["name"] == "web"] == [["10.0.1.31"]]
+
+
+def test_fleet_wiring_opens_web_exporter_ports_to_monitoring_only():
+    """group_vars/all/wiring.yml: 9113 on nginx hosts, 9117 on Apache hosts, monitoring only."""
+    import os
+
+    import yaml
+
+    from conftest import REPO
+    with open(os.path.join(REPO, "group_vars", "all", "wiring.yml")) as fh:
+        access = yaml.safe_load(fh)["webfleet_access"]
+    groups = {**GROUPS, "nginx": ["web1"], "apache": ["web2"]}
+
+    def exporter_rules(host):
+        return {(a["name"], tuple(a["port"]), tuple(a["sources"]))
+                for a in webfleet_firewall_allow(access, host, HOSTVARS, groups)
+                if a["name"] in ("nginx-exporter", "apache-exporter")}
+
+    assert exporter_rules("web1") == {("nginx-exporter", (9113,), ("10.0.1.31",))}
+    assert exporter_rules("web2") == {("apache-exporter", (9117,), ("10.0.1.31",))}
+    assert exporter_rules("lb1") == set() and exporter_rules("mon1") == set()

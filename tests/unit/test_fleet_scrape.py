@@ -92,3 +92,41 @@ def test_retired_hosts_are_not_scraped():
                 "b": {"webfleet_dc": "east", "webfleet_env": "lab"}}
     groups = {"all": ["a", "b"], "web": ["a", "b"], "retired": ["b"]}
     assert [t["labels"]["instance"] for t in targets(hostvars, groups, "web", 9100)] == ["a"]
+
+
+def test_web_exporters_come_from_the_nginx_and_apache_groups():
+    nginx = webfleet_scrape_targets(HOSTVARS, GROUPS, "nginx", 9113)
+    apache = webfleet_scrape_targets(HOSTVARS, GROUPS, "apache", 9117)
+    assert nginx == [{"targets": ["e-web1:9113"], "labels": {
+        "instance": "e-web1", "dc": "east", "tier": "web", "env": "lab"}}]
+    assert apache == [{"targets": ["w-web1:9117"], "labels": {
+        "instance": "w-web1", "dc": "west", "tier": "web", "env": "lab"}}]
+
+
+def test_excluded_hosts_are_not_scraped():
+    got = webfleet_scrape_targets(HOSTVARS, GROUPS, "web", 9113, exclude=["e-web1"])
+    assert [t["labels"]["instance"] for t in got] == ["w-web1"]
+    assert webfleet_scrape_targets(HOSTVARS, GROUPS, "nginx", 9113, exclude=["e-web1"]) == []
+
+
+@pytest.mark.parametrize("exclude, message", [
+    ("e-web1", "exclude must be a list"),
+    (["e-wbe1"], "exclude: 'e-wbe1' is not a host in the inventory"),
+])
+def test_bad_exclude_is_named(exclude, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        webfleet_scrape_targets(HOSTVARS, GROUPS, "nginx", 9113, exclude=exclude)
+
+
+def test_port_var_moves_one_host():
+    hostvars = {**HOSTVARS, "w-web1": {**HOSTVARS["w-web1"], "web_exporter_nginx_port": "9300"}}
+    groups = {**GROUPS, "nginx": ["e-web1", "w-web1"]}
+    got = webfleet_scrape_targets(hostvars, groups, "nginx", 9113, port_var="web_exporter_nginx_port")
+    assert [t["targets"] for t in got] == [["e-web1:9113"], ["w-web1:9300"]]
+
+
+def test_bad_port_var_value_names_host_and_variable():
+    hostvars = {**HOSTVARS, "e-web1": {**HOSTVARS["e-web1"], "web_exporter_nginx_port": 70000}}
+    with pytest.raises(AnsibleFilterError,
+                       match="web_exporter_nginx_port of e-web1: 70000 is not a TCP port"):
+        webfleet_scrape_targets(hostvars, GROUPS, "nginx", 9113, port_var="web_exporter_nginx_port")

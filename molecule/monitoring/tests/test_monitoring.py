@@ -126,8 +126,11 @@ def test_promtool_unit_tests_for_every_rule(mon):
 
 @pytest.mark.parametrize("mon", MONS)
 def test_every_web_config_passes_promtool(mon):
-    for path in ("/etc/prometheus/node-exporter/web.yml", "/etc/prometheus/web.yml",
-                 "/etc/prometheus/alertmanager/web.yml", "/etc/prometheus/blackbox/web.yml"):
+    paths = ("/etc/prometheus/node-exporter/web.yml", "/etc/prometheus/web.yml",
+             "/etc/prometheus/alertmanager/web.yml", "/etc/prometheus/blackbox/web.yml")
+    if mon == MON2:  # also runs nginx and its exporter
+        paths += ("/etc/prometheus/nginx-exporter/web.yml",)
+    for path in paths:
         run = host(mon).run(f"promtool check web-config {path}")
         assert run.rc == 0 and "SUCCESS" in run.stdout + run.stderr, (path, run.stdout, run.stderr)
 
@@ -147,7 +150,7 @@ def test_prometheus_and_alertmanager_need_credentials(port):
     assert curl(MON1, f"https://{MON2}:{port}/api/v1/status/buildinfo", auth=None)[0] == "401"
 
 
-@pytest.mark.parametrize("target,port", [(NODE, 9100), (MON1, 9090), (MON2, 9093)])
+@pytest.mark.parametrize("target,port", [(NODE, 9100), (MON1, 9090), (MON2, 9093), (MON2, 9113)])
 def test_plain_http_is_refused(target, port):
     out = host(MON1).run(f"curl -s --max-time 5 -o /dev/null -w '%{{http_code}}' "
                          f"http://{target}:{port}/metrics").stdout
@@ -208,6 +211,78 @@ def test_textfile_collector():
         assert "webfleet_textfile_probe 42" in body
     finally:
         h.run("rm -f /var/lib/prometheus/node-exporter/wf-test.prom")
+
+
+# --- The web server's exporter (nginx on monitoring-mon2, Debian 13) ------------------------------
+
+@pytest.mark.parametrize("mon", MONS)
+def test_nginx_exporter_is_an_up_target_with_fleet_labels(mon):
+    def up():
+        got = query(mon, 'up{job="nginx"}')
+        return got if got and all(r["value"][1] == "1" for r in got) else None
+
+    got = wait_for(up, 60, 3)
+    assert got, f"nginx exporter not up on {mon}: {query(mon, 'up')}"
+    assert [(r["metric"]["instance"], r["metric"]["dc"], r["metric"]["tier"], r["metric"]["env"])
+            for r in got] == [(MON2, "west", "monitoring", "molecule")]
+    # The exporter reads nginx's stub_status (127.0.0.1 only) and reports nginx up.
+    assert [r["value"][1] for r in query(mon, f'nginx_up{{instance="{MON2}"}}')] == ["1"]
+
+
+def test_nginx_exporter_needs_credentials_over_mozilla_tls():
+    url = f"https://{MON2}:9113/metrics"
+    assert curl(MON1, url, auth=None)[0] == "401"
+    assert curl(MON1, url, auth=(USER, "wrong-password-123"))[0] == "401"
+    status, body = curl(MON1, url)
+    assert status == "200" and "nginx_connections_active" in body
+    bad = host(MON1).run(f"openssl s_client -connect {MON2}:9113 -servername {MON2} "
+                         f"-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA -CAfile {CA} </dev/null")
+    assert bad.rc != 0, bad.stdout
+
+
+def test_nginx_exporter_port_only_from_monitoring_hosts():
+    assert can_connect(host(MON1), MON2, 9113)
+    assert not can_connect(host(NODE), MON2, 9113), "only monitoring hosts may scrape"
+    web = host(MON2).file("/etc/prometheus/nginx-exporter/web.yml")
+    assert (web.user, web.group, web.mode) == ("root", "prometheus", 0o640)
+    assert "$2y$10$" in web.content_string and PASSWORD not in web.content_string
+
+
+# --- node_exporter from a release tarball (monitoring-node) -------------------------------------
+
+RELEASE = "node_exporter-1.5.0.linux-amd64"
+
+
+def _node_exporter_exe():
+    h = host(NODE)
+    pid = h.run("systemctl show -p MainPID --value prometheus-node-exporter").stdout.strip()
+    assert pid not in ("", "0"), "node_exporter is not running"
+    # /proc/<pid>/exe is unreadable without CAP_SYS_PTRACE (another user's process): follow the
+    # program the process was started as instead.
+    argv0 = h.run(f"tr '\\0' '\\n' < /proc/{pid}/cmdline | head -n 1").stdout.strip()
+    return pid, h.run(f"readlink -f {argv0}").stdout.strip()
+
+
+def test_node_exporter_runs_the_tarball_binary():
+    h = host(NODE)
+    _, exe = _node_exporter_exe()
+    assert exe == f"/opt/node_exporter/{RELEASE}/node_exporter"
+    assert not h.package("prometheus-node-exporter").is_installed
+    served = host(MON1).run(f"sha256sum /srv/wf-tarball/build/{RELEASE}/node_exporter").stdout.split()[0]
+    assert h.run(f"sha256sum {exe}").stdout.split()[0] == served
+
+
+def test_wrong_tarball_sha256_is_refused_naming_the_variable():
+    pid, exe = _node_exporter_exe()
+    run = ansible_playbook("playbooks/monitoring.yml", "--limit", NODE,
+                           "--tags", "node_exporter_install",
+                           "-e", json.dumps({"node_exporter_tarball_sha256": "0" * 64}))
+    flat = " ".join(run.stdout.split())
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert "node_exporter_tarball_sha256: the tarball from" in flat, run.stdout[-3000:]
+    assert "was not installed" in flat
+    # Nothing changed: the same process runs the same release.
+    assert _node_exporter_exe() == (pid, exe)
 
 
 # --- Alertmanager cluster -----------------------------------------------------------------------------
