@@ -133,8 +133,8 @@ def section_rerun(res):
 
 
 def mitogen_overlay():
-    """Mitogen does not template ansible_host ("wf-{{ inventory_hostname }}" in the lab) and only
-    recognises the short connection name: an extra inventory source with both spelled out."""
+    """Mitogen only recognises the short connection name (docker, not community.docker.docker):
+    an extra inventory source that says so for every lab host."""
     hosts = sh([os.path.join(BIN, "ansible"), "-i", "inventories/lab", "all", "--list-hosts"])
     names = [h.strip() for h in hosts.stdout.splitlines()[1:] if h.strip()]
     path = os.path.join(tempfile.mkdtemp(prefix="webfleet-mitogen-"), "hosts.yml")
@@ -160,9 +160,11 @@ def scale_inventory(n, workdir):
         for i in range(n // 2):
             name = f"s{n}-{dc}-web{i + 1:02d}"
             web["nginx" if i % 2 == 0 else "apache"].append(name)
-            lines.append(f"            {name}: {{lab_ips: {{wf-lab-{dc}: 10.230.{net}.{100 + i}, "
+            lines.append(f"            {name}: {{ansible_host: wf-{name}, "
+                         f"lab_ips: {{wf-lab-{dc}: 10.230.{net}.{100 + i}, "
                          f"wf-lab-wan: 10.230.0.{wan + 100 + i}}}}}")
-        lines.append(f"            s{n}-{dc}-lb1: {{lab_ips: {{wf-lab-{dc}: 10.230.{net}.21, "
+        lines.append(f"            s{n}-{dc}-lb1: {{ansible_host: wf-s{n}-{dc}-lb1, "
+                     f"lab_ips: {{wf-lab-{dc}: 10.230.{net}.21, "
                      f"wf-lab-wan: 10.230.0.{21 + wan}}}}}")
     lines += ["    web:", "      children:"]
     for kind, hosts in web.items():

@@ -75,7 +75,7 @@ def _inventory_with_new_host(tmp_path, retired=False):
     shutil.copytree(os.path.join(REPO, "inventories", "lab"), inv, dirs_exist_ok=True)
     data = yaml.safe_load((inv / "hosts.yml").read_text())
     lab_children = data["all"]["children"]["lab"]["children"]
-    lab_children["dc_east"]["hosts"][NEW] = {"lab_ips": NEW_IPS,
+    lab_children["dc_east"]["hosts"][NEW] = {"ansible_host": f"wf-{NEW}", "lab_ips": NEW_IPS,
                                              "lab_publish": ["127.0.0.1:13443:443"]}
     data["all"]["children"]["web"]["children"]["nginx"]["hosts"][NEW] = None
     if retired:
