@@ -369,6 +369,52 @@ def test_alert_delivered_once_within_bound_then_resolved():
     assert firing_before == 1, records
 
 
+def web_server_down(record, status):
+    """True when a webhook record carries WebServerStatusUnreachable for MON2's nginx."""
+    payload = record["payload"]
+    return (record["path"] == "/webhook" and isinstance(payload, dict)
+            and any(a["labels"].get("alertname") == "WebServerStatusUnreachable"
+                    and a["labels"].get("instance") == MON2 and a["status"] == status
+                    for a in payload.get("alerts", [])))
+
+
+def test_web_server_stopped_alert_delivered_then_resolved():
+    """The web server itself stops (nginx on MON2): its exporter reports nginx_up 0 and
+    WebServerStatusUnreachable (for: 2m) reaches the webhook, then its resolution."""
+    web_for = 120  # roles/prometheus/files/rules/webfleet-services.yml
+    assert wait_for(lambda: all(query(m, f'nginx_up{{instance="{MON2}"}}')
+                                and query(m, f'nginx_up{{instance="{MON2}"}}')[0]["value"][1] == "1"
+                                for m in MONS), 60, 2)
+    seen_before = len(notifications())
+    bound_firing = SCRAPE + EVALUATION + web_for + EVALUATION + GROUP_WAIT + PEER_TIMEOUT + 15
+    web = host(MON2)
+    stopped = time.time()
+    web.run("systemctl stop nginx")
+    try:
+        firing = wait_for(lambda: next((r for r in notifications()[seen_before:]
+                                        if web_server_down(r, "firing")), None), bound_firing + 30)
+    finally:
+        started = time.time()
+        web.run("systemctl start nginx")
+    assert firing, f"no WebServerStatusUnreachable within {bound_firing + 30}s: {notifications()}"
+    delay_firing = firing["time"] - stopped
+    print(f"\nWebServerStatusUnreachable delivered {delay_firing:.1f}s after nginx stopped "
+          f"(bound {bound_firing}s = scrape {SCRAPE} + eval {EVALUATION} + for {web_for} + eval "
+          f"{EVALUATION} + group_wait {GROUP_WAIT} + peer slot {PEER_TIMEOUT} + slack 15)")
+    assert delay_firing <= bound_firing
+    alert = next(a for a in firing["payload"]["alerts"]
+                 if a["labels"].get("alertname") == "WebServerStatusUnreachable")
+    assert alert["labels"]["dc"] == "west" and alert["labels"]["severity"] == "warning"
+    bound_resolved = SCRAPE + EVALUATION + GROUP_INTERVAL + PEER_TIMEOUT + 15
+    resolved = wait_for(lambda: next((r for r in notifications()[seen_before:]
+                                      if web_server_down(r, "resolved")), None), bound_resolved + 30)
+    assert resolved, f"no resolved notification within {bound_resolved + 30}s"
+    delay_resolved = resolved["time"] - started
+    print(f"WebServerStatusUnreachable resolved {delay_resolved:.1f}s after nginx started "
+          f"(bound {bound_resolved}s)")
+    assert delay_resolved <= bound_resolved
+
+
 # --- Bad input is refused; the running configuration stays ---------------------------------------------
 
 def _fingerprint(mon):
