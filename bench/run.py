@@ -218,7 +218,8 @@ def ensure_client():
 
 
 def wrk(ip, seconds=10, conns=32):
-    url = f"https://{SHOP}/products.json"
+    # Port spelled out: the client image has no /etc/services to look "https" up in.
+    url = f"https://{SHOP}:443/products.json"
     out = dexec(CLIENT, f"getent hosts {SHOP} >/dev/null; "
                 f"echo '{ip} {SHOP}' > /tmp/hosts && cp /tmp/hosts /etc/hosts && "
                 f"wrk -t2 -c{conns} -d{seconds}s --latency {url}", timeout=seconds + 60).stdout
@@ -331,8 +332,9 @@ def section_failover(res):
     thread, path = probe(20, LB["ip"], "hang")
     time.sleep(4)
     res["hang_detect_s"] = detect(LB["container"], WEB["name"],
-                                  "pkill -STOP -f 'nginx: worker' ; pkill -STOP -f 'nginx: master'",
-                                  "pkill -CONT -f 'nginx'")
+                                  # [n]: the pattern must not match this sh -c itself (it would stop the shell).
+                                  "pkill -STOP -f '[n]ginx: worker' ; pkill -STOP -f '[n]ginx: master'",
+                                  "pkill -CONT -f '[n]ginx'")
     thread.join()
     samples = read_probe(path)
     res["hang_failed_requests"] = sum(1 for s in samples if not s[2])
