@@ -62,8 +62,11 @@ class CallbackModule(CallbackBase):
         res = result._result
         args = res.get("invocation", {}).get("module_args", {}) or {}
         path = args.get("dest") or args.get("path") or args.get("name")
+        # The diff's before_header names the file on the host (template and copy put their own
+        # source, a controller temp file, in after_header); the module's own dest/path wins.
         for diff in res.get("diff", []) if isinstance(res.get("diff"), list) else [res.get("diff") or {}]:
-            path = diff.get("after_header") or path
+            if not args.get("dest") and not args.get("path"):
+                path = diff.get("before_header") or diff.get("after_header") or path
         self._drift.append({
             "host": result._host.get_name(),
             "task": result._task.get_name(),
