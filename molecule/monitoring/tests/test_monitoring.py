@@ -44,13 +44,17 @@ def notifications():
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def instance_down(record, status):
-    """True when a webhook record carries InstanceDown for NODE with this status."""
+def carries(record, alertname, instance, status):
+    """True when a webhook record carries `alertname` for `instance` with this status."""
     payload = record["payload"]
     return (record["path"] == "/webhook" and isinstance(payload, dict)
-            and any(a["labels"].get("alertname") == "InstanceDown"
-                    and a["labels"].get("instance") == NODE and a["status"] == status
+            and any(a["labels"].get("alertname") == alertname
+                    and a["labels"].get("instance") == instance and a["status"] == status
                     for a in payload.get("alerts", [])))
+
+
+def instance_down(record, status):
+    return carries(record, "InstanceDown", NODE, status)
 
 
 def wait_for(predicate, timeout, step=1.0):
@@ -370,12 +374,7 @@ def test_alert_delivered_once_within_bound_then_resolved():
 
 
 def web_server_down(record, status):
-    """True when a webhook record carries WebServerStatusUnreachable for MON2's nginx."""
-    payload = record["payload"]
-    return (record["path"] == "/webhook" and isinstance(payload, dict)
-            and any(a["labels"].get("alertname") == "WebServerStatusUnreachable"
-                    and a["labels"].get("instance") == MON2 and a["status"] == status
-                    for a in payload.get("alerts", [])))
+    return carries(record, "WebServerStatusUnreachable", MON2, status)
 
 
 def test_web_server_stopped_alert_delivered_then_resolved():
