@@ -39,6 +39,9 @@ ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
            ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="false",
            ANSIBLE_VAULT_IDENTITY_LIST="lab@" + os.path.join(REPO, "inventories/lab/vault-pass.txt"))
 CLIENT = "wf-bench-client"
+# The load generator's addresses on wf-lab-east and wf-lab-wan: lab_load_generators in
+# inventories/lab/group_vars/lab/main.yml.
+CLIENT_IPS = ("10.230.1.240", "10.230.0.240")
 STOCK = "wf-bench-stock"
 SHOP = "shop.lab.webfleet.test"
 LB = {"name": "east-lb1", "container": "wf-east-lb1", "ip": "10.230.1.21"}
@@ -203,9 +206,12 @@ def ensure_client():
         shape = ["--cap-add", "SYS_ADMIN", "--cgroupns", "host", "-v",
                  "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/tmp",
                  "--label", "org.webfleet.lab=1"]
+        # Fixed addresses: the lab inventory exempts them from the per-client abuse limits
+        # (lab_load_generators) and lets them reach the web servers straight.
         sh(["docker", "run", "-d", "--name", CLIENT, *shape, "--network", "wf-lab-east",
-            "--add-host", f"{SHOP}:{LB['ip']}", "webfleet/debian:12", "/sbin/init"])
-        sh(["docker", "network", "connect", "wf-lab-wan", CLIENT])
+            "--ip", CLIENT_IPS[0], "--add-host", f"{SHOP}:{LB['ip']}", "webfleet/debian:12",
+            "/sbin/init"])
+        sh(["docker", "network", "connect", "--ip", CLIENT_IPS[1], "wf-lab-wan", CLIENT])
         time.sleep(3)
         dexec(CLIENT, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk"
               " >/dev/null", timeout=600, check=True)

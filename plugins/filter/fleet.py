@@ -283,6 +283,48 @@ def webfleet_scrape_targets(hostvars, groups, group, port=None, env=None,
     return targets
 
 
+def webfleet_vip_targets(hostvars, groups, target="https://{vip}/healthz", labels=None,
+                         var="webfleet_vip"):
+    """Prometheus static_configs for each DC's virtual IP (its public entry point).
+
+    The VIP of a DC is ``webfleet_vip`` of the DC's load balancers (set on the DC group); one
+    entry per DC, sorted by DC: ``{"targets": [target], "labels": {"instance": "vip-<dc>",
+    "dc", "tier": "lb", "env", ...labels}}``. ``target`` is a format string with ``{vip}`` and
+    ``{dc}``. LBs of one DC that disagree on the VIP are an error (the inventory is the truth
+    and must say one thing); a DC without a VIP gives no target.
+    """
+    extra = dict(labels or {})
+    reserved = {"instance", "dc", "tier", "env"} & set(extra)
+    if reserved:
+        raise AnsibleFilterError(f"{var}: labels may not override {sorted(reserved)}")
+    vips = {}
+    for host in sorted(_active(groups.get("lb", []), groups)):
+        hv = hostvars[host]
+        vip = hv.get("webfleet_vip")
+        if not vip:
+            continue
+        dc = hv.get("webfleet_dc")
+        if not dc:
+            raise AnsibleFilterError(f"webfleet_dc is not set for {host}: a VIP belongs to a DC")
+        environment = hv.get("webfleet_env")
+        if not environment:
+            raise AnsibleFilterError(f"webfleet_env is not set for {host}")
+        seen = vips.setdefault(str(dc), (str(vip), str(environment), host))
+        if seen[0] != str(vip):
+            raise AnsibleFilterError(
+                f"{var}: the LBs of DC {dc} disagree: {seen[2]} has {seen[0]}, {host} has {vip}")
+    out = []
+    for dc, (vip, environment, _host) in sorted(vips.items()):
+        try:
+            rendered = target.format(vip=vip, dc=dc)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise AnsibleFilterError(f"{var}: bad target format {target!r}: {exc}") from exc
+        out.append({"targets": [rendered],
+                    "labels": {**{k: str(v) for k, v in extra.items()}, "instance": f"vip-{dc}",
+                               "dc": dc, "tier": "lb", "env": environment}})
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -290,4 +332,5 @@ class FilterModule:
             "webfleet_firewall_allow": webfleet_firewall_allow,
             "webfleet_backends": webfleet_backends,
             "webfleet_scrape_targets": webfleet_scrape_targets,
+            "webfleet_vip_targets": webfleet_vip_targets,
         }

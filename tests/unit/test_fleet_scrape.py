@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins"
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 
-from fleet import webfleet_scrape_targets  # noqa: E402
+from fleet import webfleet_scrape_targets, webfleet_vip_targets  # noqa: E402
 
 HOSTVARS = {
     "e-web1": {"webfleet_dc": "east", "webfleet_env": "lab"},
@@ -130,3 +130,44 @@ def test_bad_port_var_value_names_host_and_variable():
     with pytest.raises(AnsibleFilterError,
                        match="web_exporter_nginx_port of e-web1: 70000 is not a TCP port"):
         webfleet_scrape_targets(hostvars, GROUPS, "nginx", 9113, port_var="web_exporter_nginx_port")
+
+
+def _vip_inventory(**extra):
+    hostvars = {
+        "e-lb1": {"webfleet_dc": "east", "webfleet_env": "lab", "webfleet_vip": "10.0.1.100"},
+        "e-lb2": {"webfleet_dc": "east", "webfleet_env": "lab", "webfleet_vip": "10.0.1.100"},
+        "w-lb1": {"webfleet_dc": "west", "webfleet_env": "lab", "webfleet_vip": "10.0.2.100"},
+        "c-lb1": {"webfleet_dc": "central", "webfleet_env": "lab"},
+    }
+    for host, values in extra.items():
+        hostvars[host].update(values)
+    return hostvars, {"lb": sorted(hostvars)}
+
+
+def test_one_vip_target_per_dc_labelled():
+    hostvars, groups = _vip_inventory()
+    got = webfleet_vip_targets(hostvars, groups, labels={"probe": "vip"})
+    assert got == [
+        {"targets": ["https://10.0.1.100/healthz"],
+         "labels": {"probe": "vip", "instance": "vip-east", "dc": "east", "tier": "lb", "env": "lab"}},
+        {"targets": ["https://10.0.2.100/healthz"],
+         "labels": {"probe": "vip", "instance": "vip-west", "dc": "west", "tier": "lb", "env": "lab"}},
+    ]
+
+
+def test_vip_targets_none_without_lbs_or_vips():
+    assert webfleet_vip_targets({}, {}) == []
+    hostvars, groups = _vip_inventory()
+    assert webfleet_vip_targets(hostvars, {"lb": ["c-lb1"]}) == []
+
+
+def test_lbs_of_a_dc_disagreeing_on_the_vip_is_an_error():
+    hostvars, groups = _vip_inventory(**{"e-lb2": {"webfleet_vip": "10.0.1.101"}})
+    with pytest.raises(AnsibleFilterError, match="DC east disagree.*e-lb1.*e-lb2"):
+        webfleet_vip_targets(hostvars, groups)
+
+
+def test_retired_lb_is_not_a_vip_source():
+    hostvars, groups = _vip_inventory(**{"e-lb2": {"webfleet_vip": "10.0.1.101"}})
+    groups["retired"] = ["e-lb2"]
+    assert len(webfleet_vip_targets(hostvars, groups)) == 2
