@@ -233,7 +233,11 @@ def wrk(ip, seconds=10, conns=32):
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p99_ms": round(p99_ms, 2), "non_2xx": int(errors.group(1)) if errors else 0}
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    return {"rps": rps, "p99_ms": round(p99_ms, 2), "requests": int(total.group(1)) if total else None,
+            "non_2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": sum(int(g) for g in sock.groups()) if sock else 0}
 
 
 def stock_nginx():
@@ -445,11 +449,15 @@ def main():
     try:
         for name in res["sections"]:
             log(f"section {name}")
+            # The box's load when the section starts and ends: a benchmark on a shared 2-core
+            # machine says what else was running.
+            res.setdefault("loadavg", {})[name] = [round(os.getloadavg()[0], 1)]
             try:
                 SECTIONS[name](res)
             except Exception as exc:  # a failed section is reported, the others still run
                 res[f"{name}_error"] = str(exc)
                 log(f"section {name} failed: {exc}")
+            res["loadavg"][name].append(round(os.getloadavg()[0], 1))
     finally:
         res["bench_total_s"] = round(time.monotonic() - start, 1)
         with open(os.path.join(RESULTS, f"{stem}.json"), "w") as fh:
