@@ -65,7 +65,7 @@ lab-down: venv
 
 # make bench ONLY=http,failover runs some sections on a lab that is already up.
 bench: venv images
-	scripts/bench.sh $(if $(ONLY),--only $(ONLY))
+	scripts/bench.sh $(if $(ONLY),--only $(ONLY)) $(if $(MERGE),--merge)
 
 clean:
 	rm -rf .cache

@@ -16,6 +16,7 @@ networks or 127.0.0.1):
 Writes bench/results/<date>.json and bench/results/<date>.md with PNG plots.
   bench/run.py                      everything
   bench/run.py --only http,failover one or more sections (the lab must be up for those)
+  bench/run.py --only scale --merge add sections to today's results (a report built in parts)
 """
 
 from __future__ import annotations
@@ -416,8 +417,14 @@ def plots(res, stem):
 
 
 def report(res, stem, images):
+    runs = res.get("runs", []) + [{"date": res["date"], "sections": res["sections"],
+                                   "bench_total_s": res.get("bench_total_s")}]
     lines = [f"# webfleet benchmark {stem}", "", f"Host: {os.uname().nodename}, "
-             f"{os.cpu_count()} cores. Sections: {', '.join(res['sections'])}.", "",
+             f"{os.cpu_count()} cores. Runs (UTC start, sections, seconds): "
+             + "; ".join(f"{r['date']} {','.join(r['sections'] or [])} {r['bench_total_s']}"
+                         for r in runs) + ".",
+             "Load average at each section's start and end: "
+             + ", ".join(f"{k} {v}" for k, v in res.get("loadavg", {}).items()) + ".", "",
              "| measure | goal | measured | met |", "| --- | --- | --- | --- |"]
     for key, (op, goal) in GOALS.items():
         value = res.get(key)
@@ -440,14 +447,29 @@ SECTIONS = {"converge": section_converge, "rerun": section_rerun, "http": sectio
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default="converge,http,failover,rolling,scale")
+    parser.add_argument("--merge", action="store_true",
+                        help="add these sections to today's results instead of starting afresh")
     args = parser.parse_args()
     os.makedirs(RESULTS, exist_ok=True)
     stem = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
-    res = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "sections": args.only.split(",")}
+    sections = args.only.split(",")
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+    res = {}
+    previous = os.path.join(RESULTS, f"{stem}.json")
+    if args.merge and os.path.exists(previous):
+        with open(previous) as fh:
+            res = json.load(fh)
+        for name in sections:
+            res.pop(f"{name}_error", None)
+        res["runs"] = res.get("runs", []) + [{"date": res.get("date"), "sections": res.get("sections"),
+                                              "bench_total_s": res.get("bench_total_s")}]
+    res["date"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    res["sections"] = sections
     start = time.monotonic()
     try:
-        for name in res["sections"]:
+        for name in sections:
             log(f"section {name}")
             # The box's load when the section starts and ends: a benchmark on a shared 2-core
             # machine says what else was running.
