@@ -37,6 +37,11 @@ def lab():
     """Bare lab containers (the real lab's names and networks), removed afterwards."""
     if os.environ.get("WEBFLEET_SKIP_FLEET") == "1":
         pytest.skip("WEBFLEET_SKIP_FLEET=1")
+    if os.environ.get("WEBFLEET_LAB_REUSE") == "1":
+        # The lab as it is (converged by make lab), kept afterwards: for running one test, e.g.
+        # WEBFLEET_LAB_REUSE=1 pytest tests/fleet -k add_then_remove.
+        yield
+        return
     assert run(["scripts/lab.sh", "down"]).returncode == 0
     created = run([os.path.join(BIN, "ansible-playbook"), "-i", "inventories/lab",
                    "playbooks/lab.yml", "--tags", "lab_create"])

@@ -6,6 +6,7 @@ idempotent re-run, drift checks, then growing and shrinking the fleet."""
 import os
 import re
 import tempfile
+import time
 
 import ansible_runner
 
@@ -39,6 +40,31 @@ def test_second_run_changes_nothing(lab):
     recap = RECAP.findall(proc.stdout)
     assert len(recap) >= 9
     assert {h: c for h, c, _u, _f in recap if c != "0"} == {}
+
+
+def test_every_host_is_an_up_target_and_each_vip_is_probed(lab):
+    """Prometheus on mon1 scrapes every lab host and probes each DC's VIP the way a customer
+    reaches it; everything is UP (asked through its HTTP API)."""
+    import json
+
+    hosts = run([os.path.join(BIN, "ansible"), "-i", "inventories/lab", "all", "--list-hosts"])
+    names = {h.strip() for h in hosts.stdout.splitlines()[1:] if h.strip()}
+    deadline = time.monotonic() + 60
+    while True:
+        targets = json.loads(_prometheus_targets())["data"]["activeTargets"]
+        down = [(t["labels"].get("job"), t["labels"].get("instance"), t.get("lastError"))
+                for t in targets if t["health"] != "up"]
+        if not down or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert down == []
+    node = {t["labels"]["instance"] for t in targets if t["labels"]["job"] == "node"}
+    assert node == names
+    vips = {t["labels"]["instance"]: t["labels"]["dc"] for t in targets
+            if t["labels"]["job"] == "blackbox-vip"}
+    assert vips == {"vip-east": "east", "vip-west": "west"}
+    # west-web1 runs Debian 13: its nginx exporter authenticates and is scraped.
+    assert "west-web1" in {t["labels"]["instance"] for t in targets if t["labels"]["job"] == "nginx"}
 
 
 def test_drift_check_clean(lab):
@@ -105,8 +131,6 @@ def _prometheus_targets():
 
 
 def test_add_then_remove_a_web_host(lab, tmp_path):
-    import time
-
     grown = _inventory_with_new_host(tmp_path)
     assert run([os.path.join(BIN, "ansible-playbook"), "-i", grown, "playbooks/lab.yml",
                 "--tags", "lab_create"]).returncode == 0
