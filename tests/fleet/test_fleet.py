@@ -63,6 +63,11 @@ def test_every_host_is_an_up_target_and_each_vip_is_probed(lab):
     vips = {t["labels"]["instance"]: t["labels"]["dc"] for t in targets
             if t["labels"]["job"] == "blackbox-vip"}
     assert vips == {"vip-east": "east", "vip-west": "west"}
+    # A probe target is UP when blackbox answered; the probe itself must succeed too.
+    probes = json.loads(_prometheus("query?query=probe_success"))["data"]["result"]
+    failing = [(r["metric"]["job"], r["metric"]["instance"]) for r in probes if r["value"][1] != "1"]
+    assert failing == []
+    assert {r["metric"]["instance"] for r in probes if r["metric"]["job"] == "blackbox-vip"} == set(vips)
     # west-web1 runs Debian 13: its nginx exporter authenticates and is scraped.
     assert "west-web1" in {t["labels"]["instance"] for t in targets if t["labels"]["job"] == "nginx"}
 
@@ -121,13 +126,18 @@ def _lb_server(lb, server):
     return None
 
 
-def _prometheus_targets():
+def _prometheus(path="targets"):
+    """GET /api/v1/<path> of mon1's Prometheus (TLS, basic auth), from inside mon1."""
     password = run([os.path.join(BIN, "ansible-vault"), "view",
                     "inventories/lab/group_vars/lab/vault.yml"]).stdout
     password = re.search(r"vault_webfleet_metrics_password:\s*\"?([^\"\n]+)", password).group(1)
     out = docker_exec("wf-mon1", "curl -s --cacert /etc/webfleet/tls/ca.crt "
-                      f"-u prometheus:{password} https://mon1:9090/api/v1/targets").stdout
+                      f"-u prometheus:{password} 'https://mon1:9090/api/v1/{path}'").stdout
     return out
+
+
+def _prometheus_targets():
+    return _prometheus("targets")
 
 
 def test_add_then_remove_a_web_host(lab, tmp_path):
