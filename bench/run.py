@@ -381,6 +381,29 @@ def section_rolling(res):
 
 
 # ------------------------------------------------------------------------------- report ---
+WARMUP_S = 1.0
+
+
+def derive(res):
+    """Figures computed from the recorded timelines (also for results merged from earlier runs).
+    The probe's first second is its clients' TLS handshakes, not the event being measured: the
+    worst latency leaves it out, the percentiles are over the whole run."""
+    for key in ("crash_detect_s", "hang_detect_s"):
+        if isinstance(res.get(key), float):
+            res[key] = round(res[key], 3)
+    for name in ("crash", "hang", "rolling"):
+        samples = res.get(f"timeline_{name}")
+        if not samples:
+            continue
+        lat = sorted(s[1] for s in samples)
+        res[f"{name}_latency_p50_ms"] = round(lat[len(lat) // 2], 1)
+        res[f"{name}_latency_p99_ms"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)
+        res[f"{name}_latency_p999_ms"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.999))], 1)
+        after = [s[1] for s in samples if s[0] >= WARMUP_S]
+        if after:
+            res[f"{name}_worst_latency_ms"] = round(max(after), 1)
+
+
 def plots(res, stem):
     import matplotlib
     matplotlib.use("Agg")
@@ -488,6 +511,7 @@ def main():
             res["loadavg"][name].append(round(os.getloadavg()[0], 1))
     finally:
         res["bench_total_s"] = round(time.monotonic() - start, 1)
+        derive(res)
         with open(os.path.join(RESULTS, f"{stem}.json"), "w") as fh:
             json.dump(res, fh, indent=1)
         report(res, stem, plots(res, stem))
