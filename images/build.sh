@@ -50,6 +50,11 @@ SRC
         ln -sf /dev/null "$root/etc/systemd/system/$unit"
     done
     ln -sf /lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
+    # /tmp is a fresh tmpfs in every container. Debian empties it at boot ("D /tmp"), which races
+    # with the first Ansible task after a container starts: its module payload lives in /tmp and
+    # vanished under load (a Molecule prepare failed that way). Keep the directory, skip the wipe.
+    mkdir -p "$root/etc/tmpfiles.d"
+    echo 'd /tmp 1777 root root -' >"$root/etc/tmpfiles.d/tmp.conf"
     : >"$root/etc/machine-id"
     echo 'APT::Install-Recommends "false";' >"$root/etc/apt/apt.conf.d/90webfleet-norecommends"
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*

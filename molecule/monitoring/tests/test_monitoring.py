@@ -289,6 +289,33 @@ def test_wrong_tarball_sha256_is_refused_naming_the_variable():
     assert _node_exporter_exe() == (pid, exe)
 
 
+@pytest.mark.parametrize("prefix, tag, bad, named", [
+    ("node_exporter", "node_exporter", {"node_exporter_basic_auth_password": "too-Short"},
+     "node_exporter_basic_auth_password must be set (at least 12 characters"),
+    ("prometheus", "prometheus", {"prometheus_tls_cipher_suites": ["TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"]},
+     "prometheus_tls_cipher_suites must spell ChaCha20 suites with their _SHA256 suffix "
+     "(not: TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305)"),
+    ("alertmanager", "alertmanager", {"alertmanager_bcrypt_cost": 3}, "alertmanager_bcrypt_cost (3) must be 4-14"),
+])
+def test_bad_web_config_input_is_refused_naming_the_variable(prefix, tag, bad, named):
+    """The shared checks (common role, check_web_config) name the calling role's variable, and
+    the refused password never reaches the output; nothing changes on the host."""
+    target = NODE if prefix == "node_exporter" else MON1
+    before = host(target).run("cat /etc/prometheus/*/web.yml /etc/prometheus/web.yml 2>/dev/null | sha256sum").stdout
+    run = ansible_playbook("playbooks/monitoring.yml", "--limit", target, "--tags", tag,
+                           "-e", json.dumps(bad))
+    if run.returncode == 0:
+        # Accepted by mistake: put the good configuration back before failing, so that the
+        # tests after this one see the scenario as converged.
+        ansible_playbook("playbooks/monitoring.yml", "--limit", target, "--tags", tag)
+    flat = " ".join(run.stdout.split())
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert named in flat, run.stdout[-3000:]
+    assert "too-Short" not in run.stdout
+    after = host(target).run("cat /etc/prometheus/*/web.yml /etc/prometheus/web.yml 2>/dev/null | sha256sum").stdout
+    assert after == before
+
+
 # --- Alertmanager cluster -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mon", MONS)
