@@ -289,6 +289,12 @@ def test_wrong_tarball_sha256_is_refused_naming_the_variable():
     assert _node_exporter_exe() == (pid, exe)
 
 
+def _web_configs_digest(target):
+    """One digest of every exporter web config on the host."""
+    return host(target).run("cat /etc/prometheus/*/web.yml /etc/prometheus/web.yml 2>/dev/null "
+                            "| sha256sum").stdout
+
+
 @pytest.mark.parametrize("prefix, tag, bad, named", [
     ("node_exporter", "node_exporter", {"node_exporter_basic_auth_password": "too-Short"},
      "node_exporter_basic_auth_password must be set (at least 12 characters"),
@@ -301,7 +307,7 @@ def test_bad_web_config_input_is_refused_naming_the_variable(prefix, tag, bad, n
     """The shared checks (common role, check_web_config) name the calling role's variable, and
     the refused password never reaches the output; nothing changes on the host."""
     target = NODE if prefix == "node_exporter" else MON1
-    before = host(target).run("cat /etc/prometheus/*/web.yml /etc/prometheus/web.yml 2>/dev/null | sha256sum").stdout
+    before = _web_configs_digest(target)
     run = ansible_playbook("playbooks/monitoring.yml", "--limit", target, "--tags", tag,
                            "-e", json.dumps(bad))
     if run.returncode == 0:
@@ -312,8 +318,7 @@ def test_bad_web_config_input_is_refused_naming_the_variable(prefix, tag, bad, n
     assert run.returncode != 0, run.stdout[-3000:]
     assert named in flat, run.stdout[-3000:]
     assert "too-Short" not in run.stdout
-    after = host(target).run("cat /etc/prometheus/*/web.yml /etc/prometheus/web.yml 2>/dev/null | sha256sum").stdout
-    assert after == before
+    assert _web_configs_digest(target) == before
 
 
 # --- Alertmanager cluster -----------------------------------------------------------------------------
