@@ -55,3 +55,11 @@ def test_prometheus_probes_each_vip():
     assert [c["targets"] for c in vip["static_configs"]] == [["https://10.230.1.100/healthz"],
                                                              ["https://10.230.2.100/healthz"]]
     assert [c["labels"]["instance"] for c in vip["static_configs"]] == ["vip-east", "vip-west"]
+
+
+def test_prometheus_scrapes_every_nginx_exporter():
+    """Debian 12's nginx hosts run Debian 13's exporter (web_exporter_nginx_deb_url), which
+    authenticates: none is left out of the job."""
+    jobs = {j["job_name"]: j for j in rendered("mon1", "prometheus_scrape_jobs")}
+    instances = [c["labels"]["instance"] for c in jobs["nginx"]["static_configs"]]
+    assert instances == ["east-web1", "west-web1"]

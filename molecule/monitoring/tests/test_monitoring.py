@@ -217,7 +217,7 @@ def test_textfile_collector():
         h.run("rm -f /var/lib/prometheus/node-exporter/wf-test.prom")
 
 
-# --- The web server's exporter (nginx on monitoring-mon2, Debian 13) ------------------------------
+# --- The web server's exporter (nginx on monitoring-mon2, Debian 12) ------------------------------
 
 @pytest.mark.parametrize("mon", MONS)
 def test_nginx_exporter_is_an_up_target_with_fleet_labels(mon):
@@ -242,6 +242,33 @@ def test_nginx_exporter_needs_credentials_over_mozilla_tls():
     bad = host(MON1).run(f"openssl s_client -connect {MON2}:9113 -servername {MON2} "
                          f"-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA -CAfile {CA} </dev/null")
     assert bad.rc != 0, bad.stdout
+
+
+def test_nginx_exporter_on_debian_12_is_debian_13s_build():
+    """Debian 12's own exporter (0.11) cannot authenticate; the role installs Debian 13's package
+    (web_exporter_nginx_deb_url), checked against its sha256."""
+    h = host(MON2)
+    assert h.file("/etc/debian_version").content_string.startswith("12")
+    version = h.run("dpkg-query -W -f '${Version}' prometheus-nginx-exporter").stdout
+    assert version == "1.4.1-1+b5"
+    deb = "/var/cache/apt/archives/prometheus-nginx-exporter_1.4.1-1+b5_amd64.deb"
+    assert h.run(f"sha256sum {deb}").stdout.split()[0] == (
+        "52f790faa9bdf2cbdf3c1b95b3df8b704f4dfded5bdc55545bf27ca0eafc589c")
+    props = h.run("systemctl show prometheus-nginx-exporter -p ActiveState -p MainPID").stdout
+    assert "ActiveState=active" in props
+
+
+def test_wrong_nginx_exporter_deb_sha256_is_refused_naming_the_variable():
+    before = host(MON2).run("systemctl show prometheus-nginx-exporter -p MainPID").stdout
+    run = ansible_playbook("playbooks/monitoring.yml", "--limit", MON2,
+                           "--tags", "web_exporter_install",
+                           "-e", json.dumps({"web_exporter_nginx_deb_sha256": "0" * 64}))
+    flat = " ".join(run.stdout.split())
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert "web_exporter_nginx_deb_sha256: the package from" in flat, run.stdout[-3000:]
+    # The same exporter process still runs the same package.
+    assert host(MON2).run("systemctl show prometheus-nginx-exporter -p MainPID").stdout == before
+    assert host(MON2).run("dpkg-query -W -f '${Version}' prometheus-nginx-exporter").stdout == "1.4.1-1+b5"
 
 
 def test_nginx_exporter_port_only_from_monitoring_hosts():
