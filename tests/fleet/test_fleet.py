@@ -68,8 +68,10 @@ def test_every_host_is_an_up_target_and_each_vip_is_probed(lab):
     failing = [(r["metric"]["job"], r["metric"]["instance"]) for r in probes if r["value"][1] != "1"]
     assert failing == []
     assert {r["metric"]["instance"] for r in probes if r["metric"]["job"] == "blackbox-vip"} == set(vips)
-    # west-web1 runs Debian 13: its nginx exporter authenticates and is scraped.
-    assert "west-web1" in {t["labels"]["instance"] for t in targets if t["labels"]["job"] == "nginx"}
+    # Both nginx hosts' exporters authenticate and are scraped: west-web1 runs Debian 13's package,
+    # east-web1 (Debian 12) the same build installed from web_exporter_nginx_deb_url.
+    assert {t["labels"]["instance"] for t in targets if t["labels"]["job"] == "nginx"} == {
+        "east-web1", "west-web1"}
 
 
 def test_drift_check_clean(lab):
