@@ -260,14 +260,19 @@ def test_nginx_exporter_on_debian_12_is_debian_13s_build():
     assert "ActiveState=active" in props
 
 
+def _refused_with_wrong_sha256(limit, tags, variable):
+    """Run the monitoring playbook on one host with a wrong sha256 in `variable`; it must fail.
+    Returns the output on one line."""
+    run = ansible_playbook("playbooks/monitoring.yml", "--limit", limit, "--tags", tags,
+                           "-e", json.dumps({variable: "0" * 64}))
+    assert run.returncode != 0, run.stdout[-3000:]
+    return " ".join(run.stdout.split())
+
+
 def test_wrong_nginx_exporter_deb_sha256_is_refused_naming_the_variable():
     before = host(MON2).run("systemctl show prometheus-nginx-exporter -p MainPID").stdout
-    run = ansible_playbook("playbooks/monitoring.yml", "--limit", MON2,
-                           "--tags", "web_exporter_install",
-                           "-e", json.dumps({"web_exporter_nginx_deb_sha256": "0" * 64}))
-    flat = " ".join(run.stdout.split())
-    assert run.returncode != 0, run.stdout[-3000:]
-    assert "web_exporter_nginx_deb_sha256: the package from" in flat, run.stdout[-3000:]
+    flat = _refused_with_wrong_sha256(MON2, "web_exporter_install", "web_exporter_nginx_deb_sha256")
+    assert "web_exporter_nginx_deb_sha256: the package from" in flat, flat[-3000:]
     # The same exporter process still runs the same package.
     assert host(MON2).run("systemctl show prometheus-nginx-exporter -p MainPID").stdout == before
     assert host(MON2).run("dpkg-query -W -f '${Version}' prometheus-nginx-exporter").stdout == "1.4.1-1+b5"
@@ -307,12 +312,8 @@ def test_node_exporter_runs_the_tarball_binary():
 
 def test_wrong_tarball_sha256_is_refused_naming_the_variable():
     pid, exe = _node_exporter_exe()
-    run = ansible_playbook("playbooks/monitoring.yml", "--limit", NODE,
-                           "--tags", "node_exporter_install",
-                           "-e", json.dumps({"node_exporter_tarball_sha256": "0" * 64}))
-    flat = " ".join(run.stdout.split())
-    assert run.returncode != 0, run.stdout[-3000:]
-    assert "node_exporter_tarball_sha256: the tarball from" in flat, run.stdout[-3000:]
+    flat = _refused_with_wrong_sha256(NODE, "node_exporter_install", "node_exporter_tarball_sha256")
+    assert "node_exporter_tarball_sha256: the tarball from" in flat, flat[-3000:]
     assert "was not installed" in flat
     # Nothing changed: the same process runs the same release.
     assert _node_exporter_exe() == (pid, exe)
