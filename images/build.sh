@@ -57,6 +57,9 @@ SRC
     echo 'd /tmp 1777 root root -' >"$root/etc/tmpfiles.d/tmp.conf"
     : >"$root/etc/machine-id"
     echo 'APT::Install-Recommends "false";' >"$root/etc/apt/apt.conf.d/90webfleet-norecommends"
+    # Many containers fetching at once (the 24-web-host bench) saw a transient "Temporary failure
+    # resolving deb.debian.org"; apt retries a failed fetch instead of failing the converge.
+    echo 'Acquire::Retries "5";' >"$root/etc/apt/apt.conf.d/90webfleet-retries"
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 
     say "docker import -> $tag"

@@ -3,6 +3,7 @@
 # - If `docker info` already answers, that engine is used as is.
 # - Otherwise Debian's docker.io is installed (when dockerd is missing) and dockerd is started in
 #   the background, logging to $WEBFLEET_DOCKERD_LOG, and we wait until it answers.
+# - The host's inotify limits are raised for many systemd containers (see raise_sysctl).
 # Idempotent: running it again when the engine is up does nothing.
 set -euo pipefail
 
@@ -11,6 +12,24 @@ TIMEOUT=${WEBFLEET_DOCKERD_TIMEOUT:-60}
 
 say() { echo "engine: $*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
+
+# Every systemd container holds about six inotify instances (systemd, journald, dbus, ...), all
+# counted against the host's root user, and the kernel's default is 128 per user: the 26
+# containers of the 24-web-host bench ran out, systemd (PID 1) exited and Docker kept restarting
+# those containers. Raise the limits (never lower them) before any container starts.
+raise_sysctl() {
+    local key=$1 want=$2 have
+    have=$(sysctl -n "$key" 2>/dev/null || echo 0)
+    if [ "$have" -lt "$want" ]; then
+        if [ "$(id -u)" -eq 0 ] && sysctl -qw "$key=$want" 2>/dev/null; then
+            say "raised $key from $have to $want (systemd containers need inotify instances)"
+        else
+            say "WARNING: $key is $have and could not be raised to $want; more than ~20 systemd containers may fail to boot"
+        fi
+    fi
+}
+raise_sysctl fs.inotify.max_user_instances 1024
+raise_sysctl fs.inotify.max_user_watches 524288
 
 if docker info >/dev/null 2>&1; then
     say "docker engine already answers ($(docker info --format '{{.ServerVersion}}' 2>/dev/null)); using it"
