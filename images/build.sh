@@ -27,8 +27,6 @@ build_one() {
         docker tag "$tag" "webfleet/debian:${version}"
         return 0
     fi
-    command -v debootstrap >/dev/null || {
-        say "installing debootstrap"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
     local root
     root=$(mktemp -d "/var/tmp/webfleet-rootfs-${suite}.XXXXXX")
     trap 'rm -rf "$root"' RETURN
@@ -73,6 +71,9 @@ SRC
 }
 
 "$HERE/../scripts/engine.sh"
+# Installed once, before the two builds fork: two apt-gets at once fight over dpkg's lock.
+command -v debootstrap >/dev/null || {
+    say "installing debootstrap"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
 build_one 12 bookworm &
 p12=$!
 build_one 13 trixie &
