@@ -36,6 +36,7 @@ import time
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.path.dirname(sys.executable)
 RESULTS = os.path.join(REPO, "bench", "results")
+LOGS = os.path.join(REPO, ".cache", "bench-logs")  # ansible-playbook output of each run
 ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
            ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="false",
            ANSIBLE_VAULT_IDENTITY_LIST="lab@" + os.path.join(REPO, "inventories/lab/vault-pass.txt"))
@@ -90,6 +91,11 @@ def playbook(inventory, play, *args, env=ENV):
     proc = sh([os.path.join(BIN, "ansible-playbook"), "-i", inventory, play, *args], env=env,
               check=False)
     took = time.monotonic() - start
+    # The whole output, with profile_tasks' per-task timings, for finding where the time went.
+    os.makedirs(LOGS, exist_ok=True)
+    name = f"{dt.datetime.now():%Y%m%dT%H%M%S}-{os.path.basename(play).removesuffix('.yml')}.log"
+    with open(os.path.join(LOGS, name), "w") as fh:
+        fh.write(proc.stdout)
     changed = sum(int(c) for c in re.findall(r"changed=(\d+)", proc.stdout))
     if proc.returncode:
         print(proc.stdout[-4000:], flush=True)
