@@ -32,11 +32,25 @@ def _spec_options(role):
     return spec["argument_specs"]["main"].get("options") or {}
 
 
+def _all_spec_options(role):
+    """Options of every entry point (main, and internal ones such as common's check_sites)."""
+    spec = _load(role, "meta", "argument_specs.yml")
+    out = {}
+    for entry in spec["argument_specs"].values():
+        out.update(entry.get("options") or {})
+    return out
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_defaults_and_argument_specs_match(role):
     defaults, options = set(_defaults(role)), set(_spec_options(role))
-    assert defaults - options == set(), f"{role}: defaults missing from argument_specs"
+    every = _all_spec_options(role)
+    assert defaults - set(every) == set(), f"{role}: defaults missing from argument_specs"
     assert options - defaults == set(), f"{role}: argument_specs options missing from defaults"
+    # Another entry point's option with a default must take it from defaults/main.yml: Ansible
+    # validates against argument_specs but does not set the default.
+    optional = {name for name, spec in every.items() if "default" in spec}
+    assert optional - defaults == set(), f"{role}: entry point defaults missing from defaults/main.yml"
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -49,7 +63,7 @@ def test_argument_specs_document_every_option(role):
 @pytest.mark.parametrize("role", ROLES)
 def test_argument_spec_defaults_equal_role_defaults(role):
     defaults = _defaults(role)
-    for name, spec in _spec_options(role).items():
+    for name, spec in _all_spec_options(role).items():
         if "default" in spec and isinstance(defaults.get(name), (str, int, bool, list, dict)):
             if isinstance(defaults[name], str) and "{{" in defaults[name]:
                 continue
