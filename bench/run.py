@@ -476,13 +476,20 @@ def write_json(res, path):
         fh.write(text + "\n}\n")
 
 
+def commit():
+    """The commit measured, with -dirty when the tree has changes: figures belong to code."""
+    proc = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False)
+    return proc.stdout.strip() or None
+
+
 def report(res, stem, images):
     runs = res.get("runs", []) + [{"date": res["date"], "sections": res["sections"],
-                                   "bench_total_s": res.get("bench_total_s")}]
+                                   "bench_total_s": res.get("bench_total_s"), "commit": res.get("commit")}]
     lines = [f"# webfleet benchmark {stem}", "", f"Host: {os.uname().nodename}, "
              f"{os.cpu_count()} cores. Runs (UTC start, sections, seconds): "
              + "; ".join(f"{r['date']} {','.join(r['sections'] or [])} {r['bench_total_s']}"
-                         for r in runs) + ".",
+                         f" (commit {r.get('commit') or 'unknown'})" for r in runs) + ".",
              "Load average at each section's start and end: "
              + ", ".join(f"{k} {v}" for k, v in res.get("loadavg", {}).items()) + ".", "",
              "| measure | goal | measured | met |", "| --- | --- | --- | --- |"]
@@ -524,8 +531,10 @@ def main():
         for name in sections:
             res.pop(f"{name}_error", None)
         res["runs"] = res.get("runs", []) + [{"date": res.get("date"), "sections": res.get("sections"),
-                                              "bench_total_s": res.get("bench_total_s")}]
+                                              "bench_total_s": res.get("bench_total_s"),
+                                              "commit": res.get("commit")}]
     res["date"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    res["commit"] = commit()
     res["sections"] = sections
     start = time.monotonic()
     try:
