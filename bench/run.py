@@ -5,7 +5,8 @@ Sections (each bounded in requests and seconds; all traffic stays on the lab's o
 networks or 127.0.0.1):
   converge  lab converge from bare containers, then the rerun section
   rerun     the idempotent re-run of the converged lab, stock and with the Mitogen strategy
-            (opt-in, not used by CI)
+            (opt-in, not used by CI); where the stock re-run's CPU went (containers, controller,
+            Docker engine) and what one module run costs inside a container
   scale     converge time of the web tier with 6, 12 and 24 web hosts
   http      HTTPS requests/s and p99 through the LB, straight to a web server, and to Debian's
             stock nginx with the same certificate (wrk, keepalive, small static file)
@@ -26,6 +27,7 @@ import datetime as dt
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -134,10 +136,14 @@ def section_converge(res):
 
 def section_rerun(res):
     """The idempotent re-run of a converged lab, stock and with Mitogen."""
+    before = cpu_counters()
     took, changed = playbook("inventories/lab", "playbooks/site.yml")
+    res["lab_rerun_cpu"] = cpu_split(before, cpu_counters(), took)
     res["lab_converge_rerun_s"] = round(took, 1)
     res["lab_converge_rerun_changed"] = changed
-    log(f"lab converge re-run {took:.1f}s changed={changed}")
+    log(f"lab converge re-run {took:.1f}s changed={changed}; CPU {res['lab_rerun_cpu']}")
+    res["module_cost"] = module_cost()
+    log(f"one module run: {res['module_cost']}")
     try:
         import ansible_mitogen  # noqa: F401  (opt-in: pip install mitogen==0.3.54)
         strategy = os.path.join(os.path.dirname(ansible_mitogen.__file__), "plugins", "strategy")
@@ -153,6 +159,96 @@ def section_rerun(res):
     except RuntimeError as exc:
         res["lab_converge_rerun_mitogen_s"] = None
         res["mitogen_error"] = str(exc)
+
+
+# ------------------------------------------------------------------ where the time goes ---
+# A re-run on a small box is CPU-bound: these counters say whose CPU it was. Containers: the
+# modules running in the lab hosts (cgroup accounting, v1 or v2). Controller: ansible-playbook,
+# its workers and the docker CLI they start (this process's waited-for children). Engine:
+# dockerd, containerd and the shims serving every docker exec.
+ENGINE = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2")
+
+
+def containers_cpu_s(container=None):
+    if container:
+        ids = [sh(["docker", "inspect", "-f", "{{.Id}}", container]).stdout.strip()]
+    else:
+        ids = sh(["docker", "ps", "-q", "--no-trunc", "--filter", "label=org.webfleet.lab=1"]).stdout.split()
+    total, found = 0.0, False
+    for cid in ids:
+        v1 = f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage"
+        v2 = f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"
+        if os.path.exists(v1):
+            with open(v1) as fh:
+                total += int(fh.read()) / 1e9
+            found = True
+        elif os.path.exists(v2):
+            with open(v2) as fh:
+                total += int(dict(line.split() for line in fh)["usage_usec"]) / 1e6
+            found = True
+    return total if found else None
+
+
+def engine_cpu_s():
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if comm in ENGINE or comm.startswith("containerd-shim"):
+            total += (int(rest[11]) + int(rest[12])) / tick
+    return total
+
+
+def busy_cpu_s():
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal: everything but idle and iowait
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_counters():
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"containers": containers_cpu_s(), "controller": child.ru_utime + child.ru_stime,
+            "engine": engine_cpu_s(), "busy": busy_cpu_s()}
+
+
+def cpu_split(before, after, wall):
+    out = {"wall_s": round(wall, 1)}
+    for key in ("containers", "controller", "engine"):
+        if before[key] is not None and after[key] is not None:
+            out[f"{key}_cpu_s"] = round(after[key] - before[key], 1)
+    out["cores_busy_pct"] = round(100 * (after["busy"] - before["busy"]) / (wall * os.cpu_count()), 1)
+    return out
+
+
+def module_cost(runs=20):
+    """CPU in one lab container per module run: ansible.builtin.stat (a typical module: Python
+    starts and imports module_utils from the AnsiballZ zip) against raw `true` (docker exec
+    alone); and the wall time per task, one host, tasks one after another."""
+    out = {}
+    workdir = tempfile.mkdtemp(prefix="webfleet-cost-")
+    try:
+        for name, task in (("stat", "ansible.builtin.stat: {path: /etc}"),
+                           ("raw", 'ansible.builtin.raw: "true"')):
+            play = os.path.join(workdir, f"{name}.yml")
+            with open(play, "w") as fh:
+                fh.write(f"- name: Module cost\n  hosts: {WEB['name']}\n  gather_facts: false\n"
+                         f"  tasks:\n    - name: {name}\n      {task}\n"
+                         f"      loop: \"{{{{ range({runs}) | list }}}}\"\n")
+            before = containers_cpu_s(WEB["container"])
+            took, _ = playbook("inventories/lab", play)
+            used = containers_cpu_s(WEB["container"])
+            if before is not None and used is not None:
+                out[f"{name}_container_cpu_ms"] = round(1000 * (used - before) / runs, 1)
+            out[f"{name}_wall_ms"] = round(1000 * took / runs, 1)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
 
 
 def mitogen_overlay():
@@ -498,6 +594,19 @@ def report(res, stem, images):
         met = "n/a" if value is None else ("yes" if (value <= goal if op == "<=" else value >= goal)
                                            else "NO")
         lines.append(f"| {key} | {op} {goal} | {value if value is not None else 'not measured'} | {met} |")
+    cpu, cost = res.get("lab_rerun_cpu"), res.get("module_cost") or {}
+    if cpu:
+        lines += ["", "## Where the stock re-run's time went", "",
+                  f"{cpu['wall_s']} s wall on {os.cpu_count()} cores, {cpu['cores_busy_pct']}% busy. CPU: "
+                  f"lab containers {cpu.get('containers_cpu_s', '?')} s (the modules), controller "
+                  f"{cpu.get('controller_cpu_s', '?')} s (ansible-playbook, its workers, the docker CLI), "
+                  f"Docker engine {cpu.get('engine_cpu_s', '?')} s."]
+    if cost:
+        lines += ["", f"One module run in a lab container ({WEB['name']}): ansible.builtin.stat "
+                  f"{cost.get('stat_container_cpu_ms', '?')} ms of the container's CPU, raw `true` "
+                  f"(docker exec alone) {cost.get('raw_container_cpu_ms', '?')} ms; "
+                  f"{cost.get('stat_wall_ms', '?')} ms per stat task on one host, one after another "
+                  "(the playbook's start-up included)."]
     lines += ["", "## All figures", "", "```json",
               json.dumps({k: v for k, v in res.items() if not k.startswith("timeline")}, indent=1),
               "```", ""]
