@@ -166,7 +166,7 @@ def section_rerun(res):
 # modules running in the lab hosts (cgroup accounting, v1 or v2). Controller: ansible-playbook,
 # its workers and the docker CLI they start (this process's waited-for children). Engine:
 # dockerd, containerd and the shims serving every docker exec.
-ENGINE = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2")
+ENGINE = ("dockerd", "containerd")  # and every containerd-shim*
 
 
 def containers_cpu_s(container=None):
@@ -229,25 +229,16 @@ def cpu_split(before, after, wall):
 def module_cost(runs=20):
     """CPU in one lab container per module run: ansible.builtin.stat (a typical module: Python
     starts and imports module_utils from the AnsiballZ zip) against raw `true` (docker exec
-    alone); and the wall time per task, one host, tasks one after another."""
+    alone); and the wall time per task, one host, tasks one after another (bench/module_cost.yml,
+    each play runs its task `runs` times)."""
     out = {}
-    workdir = tempfile.mkdtemp(prefix="webfleet-cost-")
-    try:
-        for name, task in (("stat", "ansible.builtin.stat: {path: /etc}"),
-                           ("raw", 'ansible.builtin.raw: "true"')):
-            play = os.path.join(workdir, f"{name}.yml")
-            with open(play, "w") as fh:
-                fh.write(f"- name: Module cost\n  hosts: {WEB['name']}\n  gather_facts: false\n"
-                         f"  tasks:\n    - name: {name}\n      {task}\n"
-                         f"      loop: \"{{{{ range({runs}) | list }}}}\"\n")
-            before = containers_cpu_s(WEB["container"])
-            took, _ = playbook("inventories/lab", play)
-            used = containers_cpu_s(WEB["container"])
-            if before is not None and used is not None:
-                out[f"{name}_container_cpu_ms"] = round(1000 * (used - before) / runs, 1)
-            out[f"{name}_wall_ms"] = round(1000 * took / runs, 1)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    for name in ("stat", "raw"):
+        before = containers_cpu_s(WEB["container"])
+        took, _ = playbook("inventories/lab", "bench/module_cost.yml", "--tags", name)
+        used = containers_cpu_s(WEB["container"])
+        if before is not None and used is not None:
+            out[f"{name}_container_cpu_ms"] = round(1000 * (used - before) / runs, 1)
+        out[f"{name}_wall_ms"] = round(1000 * took / runs, 1)
     return out
 
 
