@@ -6,6 +6,7 @@ Every tier asks these filters who its peers are instead of listing hosts by hand
 * ``webfleet_firewall_allow`` - which sources may reach which port on a host (base role)
 * ``webfleet_backends``    - the web servers an LB balances, own DC primary, others backup
 * ``webfleet_scrape_targets`` - what Prometheus scrapes, labelled with dc, tier and env
+* ``webfleet_in_network``  - the addresses of a list that lie in a network (keepalived peers)
 
 Errors name the inventory variable or host at fault, so a typo in the inventory fails early
 with a message an operator can act on.
@@ -68,6 +69,21 @@ def webfleet_addresses(hostname, hostvars):
     raise AnsibleFilterError(
         f"no address known for {hostname}: set webfleet_addresses in the inventory or gather "
         f"its facts first (site.yml does)")
+
+
+def webfleet_in_network(addresses, network, var="keepalived_vip_prefix"):
+    """The addresses of ``addresses`` inside ``network`` (a CIDR; host bits are ignored).
+
+    ansible.utils.ipaddr does this too, but it deep-copies its input to validate it, and a list
+    computed from hostvars carries every variable of the play with it: on the lab that copy was
+    a fifth of the controller's worker CPU in an idempotent re-run.
+    """
+    try:
+        net = ipaddress.ip_network(str(network), strict=False)
+    except ValueError as exc:
+        raise AnsibleFilterError(f"{var}: {network!r} is not a network ({exc})") from exc
+    return [str(a) for a in addresses
+            if _is_network(a) and ipaddress.ip_address(str(a).split("/")[0]) in net]
 
 
 # Hosts in this group are being removed from the fleet (playbooks/remove_host.yml): they are
@@ -333,4 +349,5 @@ class FilterModule:
             "webfleet_backends": webfleet_backends,
             "webfleet_scrape_targets": webfleet_scrape_targets,
             "webfleet_vip_targets": webfleet_vip_targets,
+            "webfleet_in_network": webfleet_in_network,
         }

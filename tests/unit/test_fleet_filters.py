@@ -3,7 +3,7 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from fleet import webfleet_addresses, webfleet_firewall_allow
+from fleet import webfleet_addresses, webfleet_firewall_allow, webfleet_in_network
 
 HOSTVARS = {
     "web1": {"webfleet_addresses": ["10.0.1.11"], "webfleet_dc": "east"},
@@ -101,3 +101,15 @@ def test_fleet_wiring_opens_web_exporter_ports_to_monitoring_only():
     assert exporter_rules("web1") == {("nginx-exporter", (9113,), ("10.0.1.31",))}
     assert exporter_rules("web2") == {("apache-exporter", (9117,), ("10.0.1.31",))}
     assert exporter_rules("lb1") == set() and exporter_rules("mon1") == set()
+
+
+def test_in_network_keeps_only_the_addresses_of_the_network():
+    addrs = ["10.230.1.22", "10.230.0.22", "fd00::22", "10.230.1.23/24"]
+    assert webfleet_in_network(addrs, "10.230.1.100/24") == ["10.230.1.22", "10.230.1.23/24"]
+    assert webfleet_in_network(addrs, "fd00::1/64") == ["fd00::22"]
+    assert webfleet_in_network([], "10.230.1.100/24") == []
+
+
+def test_in_network_names_the_variable_of_a_bad_network():
+    with pytest.raises(AnsibleFilterError, match="keepalived_vip_prefix: '10.230.1.100/33'"):
+        webfleet_in_network(["10.230.1.22"], "10.230.1.100/33")
