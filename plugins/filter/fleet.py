@@ -71,8 +71,10 @@ def webfleet_addresses(hostname, hostvars):
         f"its facts first (site.yml does)")
 
 
-def webfleet_in_network(addresses, network, var="keepalived_vip_prefix"):
+def webfleet_in_network(addresses, network, var="network"):
     """The addresses of ``addresses`` inside ``network`` (a CIDR; host bits are ignored).
+
+    ``var`` names the variables the network came from, for the error message.
 
     ansible.utils.ipaddr does this too, but it deep-copies its input to validate it, and a list
     computed from hostvars carries every variable of the play with it: on the lab that copy was

@@ -112,4 +112,6 @@ def test_in_network_keeps_only_the_addresses_of_the_network():
 
 def test_in_network_names_the_variable_of_a_bad_network():
     with pytest.raises(AnsibleFilterError, match="keepalived_vip_prefix: '10.230.1.100/33'"):
-        webfleet_in_network(["10.230.1.22"], "10.230.1.100/33")
+        webfleet_in_network(["10.230.1.22"], "10.230.1.100/33", var="keepalived_vip_prefix")
+    with pytest.raises(AnsibleFilterError, match="^network: 'east'"):
+        webfleet_in_network(["10.230.1.22"], "east")

@@ -19,8 +19,10 @@ def _callback():
 def test_playbook_start_loads_builtin_and_project_filters_and_tests():
     init_plugin_loader()
     filter_loader.add_directory(os.path.join(REPO, "plugins", "filter"))
-    # What a forked worker would otherwise fill itself: the non-collection plugin cache.
-    assert not filter_loader._cached_non_collection_wrappers
+    # What a forked worker would otherwise fill itself: the non-collection plugin cache (emptied
+    # first, whatever other tests in this process loaded).
+    for loader in (filter_loader, test_loader):
+        loader._cached_non_collection_wrappers.clear()
     _callback().v2_playbook_on_start(None)
     filters = filter_loader._cached_non_collection_wrappers
     assert {"to_json", "regex_replace", "webfleet_missing_packages", "webfleet_firewall_allow"} <= set(filters)
