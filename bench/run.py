@@ -234,7 +234,8 @@ def module_cost(runs=20):
     out = {}
     for name in ("stat", "raw"):
         before = containers_cpu_s(WEB["container"])
-        took, _ = playbook("inventories/lab", "bench/module_cost.yml", "--tags", name)
+        took, _ = playbook("inventories/lab", "bench/module_cost.yml", "--tags", name,
+                           "-e", f"module_cost_runs={runs}")
         used = containers_cpu_s(WEB["container"])
         if before is not None and used is not None:
             out[f"{name}_container_cpu_ms"] = round(1000 * (used - before) / runs, 1)
