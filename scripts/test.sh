@@ -18,4 +18,5 @@ images/build.sh
 export WEBFLEET_SCENARIOS="${*:-}"
 echo "=== pytest: unit tests and Molecule scenarios (${WEBFLEET_SCENARIOS:-all})"
 echo "=== lint and images took $(( $(date +%s) - start ))s"
-exec pytest -p no:cacheprovider -rA -v -s tests/unit tests/test_scenarios.py
+# --durations: the slowest steps, for keeping the run inside CI's 90 minutes.
+exec pytest -p no:cacheprovider -rA -v -s --durations=20 tests/unit tests/test_scenarios.py
