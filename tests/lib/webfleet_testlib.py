@@ -22,10 +22,12 @@ def in_container(h):
 def ansible_playbook(playbook, *args, env=None):
     """Run ansible-playbook against the scenario's own inventory (as Molecule set it up).
 
-    Returns the CompletedProcess with stdout and stderr merged, for tests that read the log.
+    Molecule's verifier environment already points ANSIBLE_CONFIG, the roles and the plugins at
+    the scenario. Returns the CompletedProcess with stdout and stderr merged, for tests that read
+    the log: colour is off, so a message is matched as plain text.
     """
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    full_env = dict(os.environ)
+    full_env = dict(os.environ, ANSIBLE_FORCE_COLOR="false", ANSIBLE_NOCOLOR="true")
     full_env.update(env or {})
     cmd = ["ansible-playbook", "-i", inventory, os.path.join(REPO, playbook), *args]
     return subprocess.run(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -6,7 +6,6 @@ ordered through the running web server (the renewal path) and served after the r
 
 import functools
 import json
-import os
 import re
 
 import pytest
@@ -48,14 +47,6 @@ def pebble():
     out = h.run(f"curl -sf --cacert /etc/pebble/ca.crt -o {ROOT} https://acme-pebble:15000/roots/0")
     assert out.rc == 0, out.stderr
     return h
-
-
-def _env():
-    eph = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
-    env = {"ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
-    if os.path.isfile(os.path.join(eph, "ansible.cfg")):
-        env["ANSIBLE_CONFIG"] = os.path.join(eph, "ansible.cfg")
-    return env
 
 
 def recap(name, stdout):
@@ -207,7 +198,7 @@ def test_bad_acme_input_fails_naming_the_variable(pebble):
     before, count = fingerprint(host), len(issued(pebble))
     bad = {"tls_acme_directory": "", "tls_acme_email": "hostmaster-at-example"}
     proc = ansible_playbook("playbooks/web.yml", "--tags", "tls", "--limit", host,
-                            "-e", json.dumps(bad), env=_env())
+                            "-e", json.dumps(bad))
     flat = re.sub(r"\s+", " ", proc.stdout)
     assert proc.returncode != 0
     assert "tls_acme_directory: '' must be the https:// URL of the ACME directory" in flat, flat[-3000:]
@@ -229,7 +220,7 @@ def test_new_name_is_ordered_through_the_web_server(pebble, host):
     assert config == "", config
     before, count = fingerprint(host), len(issued(pebble))
     extra = {"tls_extra_names": [shop, new_name]}
-    proc = ansible_playbook("playbooks/web.yml", "--limit", host, "-e", json.dumps(extra), env=_env())
+    proc = ansible_playbook("playbooks/web.yml", "--limit", host, "-e", json.dumps(extra))
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert recap(host, proc.stdout)[1] == 0
     assert "PRIVATE KEY" not in proc.stdout

@@ -1,29 +1,33 @@
 """nginx role (with the tls role): DevSec nginx baseline equivalents, TLS checks, scanners,
 auth, header inheritance, transactional rollout and bad-input handling."""
 
-import hashlib
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
-from webfleet_testlib import (SSLYZE_PROFILES, REPO, ansible_playbook, host as get_host,
-                             sslyze_compliant)
+from webfleet_testlib import ansible_playbook, host as get_host
+from webfleet_web import CURL, NAME, PKI, S_CLIENT, WebServer, fixtures, headers, status
+# What every web server role must pass (TLS, scanners, logging, auth, bad input) is written once
+# in tests/lib/webfleet_web.py; pytest collects the tests imported here, with this module's
+# fixtures.
+from webfleet_web import (  # noqa: F401
+    test_bad_input_fails_and_old_config_serves, test_basic_auth,
+    test_healthz_not_logged_and_json_log, test_mtls_admin, test_sslyze_mozilla_intermediate,
+    test_testssl_no_high_or_critical, test_tls_01_protocols, test_tls_02_no_cbc_no_rsa_kx,
+    test_tls_03_groups, test_tls_07_redirect_308, test_tls_10_renegotiation_and_compression,
+    test_tls_12_alpn_h2)
 
-HOSTS = ["nginx-deb12", "nginx-deb13"]
-PORTS = {"nginx-deb12": 31443, "nginx-deb13": 31444}
-NAME = "shop.molecule.webfleet.test"
-PASSWORD = "lab-only-" + hashlib.sha1(b"molecule").hexdigest()[:12]
-PKI = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "pki")
-S_CLIENT = f"openssl s_client -connect 127.0.0.1:443 -servername {NAME}"
-CURL = f"curl -sk --max-time 10 --resolve {NAME}:443:127.0.0.1"
-
-
-@pytest.fixture(params=HOSTS, scope="module")
-def h(request):
-    return get_host(request.param)
+WEB = WebServer(
+    role="nginx",
+    conf_dir="/etc/nginx",
+    log_dir="/var/log/nginx",
+    config_test="nginx -t",
+    bad_directive="no_such_directive on",
+    ports={"nginx-deb12": 31443, "nginx-deb13": 31444},
+)
+h, published, web = fixtures(WEB)
 
 
 def nginx_t(h):
@@ -32,16 +36,6 @@ def nginx_t(h):
 
 def directive(conf, name):
     return re.findall(rf"^\s*{name}\s+(.*?);\s*$", conf, re.M)
-
-
-def headers(h, path="/", extra=""):
-    out = h.run(f"{CURL} -o /dev/null -D - {extra} https://{NAME}{path}").stdout
-    return {k.strip().lower(): v.strip() for k, v in
-            (line.split(":", 1) for line in out.splitlines()[1:] if ":" in line)}
-
-
-def status(h, path="/", extra="", scheme="https"):
-    return h.run(f"{CURL} -o /dev/null -w '%{{http_code}}' {extra} {scheme}://{NAME}{path}").stdout
 
 
 # --- DevSec nginx baseline equivalents ---------------------------------------------------------
@@ -136,24 +130,7 @@ def test_nginx_17_timeouts(h):
 
 # --- TLS (reference section 1) -----------------------------------------------------------------
 
-def test_tls_01_protocols(h):
-    assert h.run(f"{S_CLIENT} -tls1_2 </dev/null").rc == 0
-    assert h.run(f"{S_CLIENT} -tls1_3 </dev/null").rc == 0
-    assert h.run(f"{S_CLIENT} -tls1_1 -cipher DEFAULT@SECLEVEL=0 </dev/null").rc != 0
-
-
-@pytest.mark.parametrize("cipher", ["ECDHE-ECDSA-AES128-SHA", "AES128-GCM-SHA256", "AES256-SHA"])
-def test_tls_02_no_cbc_no_rsa_kx(h, cipher):
-    assert h.run(f"{S_CLIENT} -tls1_2 -cipher {cipher} </dev/null").rc != 0
-
-
-def test_tls_03_groups(h):
-    # TLS 1.3 separates key-exchange groups from the certificate's curve.
-    assert h.run(f"{S_CLIENT} -tls1_3 -groups secp521r1 </dev/null").rc != 0
-    assert h.run(f"{S_CLIENT} -tls1_3 -groups X448 </dev/null").rc != 0
-    for group, shown in (("X25519", "X25519"), ("P-256", "prime256v1"), ("P-384", "secp384r1")):
-        out = h.run(f"{S_CLIENT} -tls1_3 -groups {group} </dev/null 2>&1 | grep 'Temp Key'").stdout
-        assert shown in out, group
+def test_tls_03_tls12_curves(h):
     out = h.run(f"{S_CLIENT} -tls1_2 -curves X25519:prime256v1 </dev/null 2>&1 | grep 'Temp Key'")
     assert "X25519" in out.stdout
 
@@ -171,12 +148,6 @@ def test_tls_05_no_tls12_tickets(h):
 @pytest.mark.parametrize("path", ["/", "/does-not-exist"])
 def test_tls_06_hsts_everywhere(h, path):
     assert headers(h, path)["strict-transport-security"] == "max-age=63072000; includeSubDomains"
-
-
-def test_tls_07_redirect_308(h):
-    out = h.run(f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' -H 'Host: {NAME}' "
-                f"http://127.0.0.1/x?y=1").stdout
-    assert out == f"308 https://{NAME}/x?y=1"
 
 
 def test_tls_08_ocsp_stapling_off_for_internal_ca(h):
@@ -202,55 +173,12 @@ def test_tls_09_certificate(h):
     assert h.run(f"curl -s --resolve {NAME}:443:127.0.0.1 https://{NAME}/healthz").stdout == "ok\n"
 
 
-def test_tls_10_renegotiation_and_compression(h):
-    out = h.run(f"{S_CLIENT} -tls1_2 </dev/null 2>&1").stdout
-    assert "Secure Renegotiation IS supported" in out
-    assert "Compression: NONE" in out
-
-
 def test_tls_11_unknown_sni_rejected(h):
     out = h.run("openssl s_client -connect 127.0.0.1:443 -noservername </dev/null 2>&1")
     assert out.rc != 0 and "unrecognized name" in out.stdout
     assert h.run("openssl s_client -connect 127.0.0.1:443 -servername evil.example </dev/null").rc != 0
     assert h.run("curl -s -o /dev/null -w '%{http_code}' -H 'Host: evil.example' "
                  "http://127.0.0.1/").stdout == "000"
-
-
-def test_tls_12_alpn_h2(h):
-    out = h.run(f"{S_CLIENT} -alpn h2,http/1.1 </dev/null 2>&1 | grep -a ALPN").stdout
-    assert "ALPN protocol: h2" in out
-
-
-# --- Scanners --------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("profile", sorted(SSLYZE_PROFILES))
-@pytest.mark.parametrize("name", HOSTS)
-def test_sslyze_mozilla_intermediate(name, profile):
-    ok, out = sslyze_compliant(f"{NAME}:{PORTS[name]}{{127.0.0.1}}", os.path.join(PKI, "ca.crt"),
-                               profile)
-    assert ok, out
-
-
-ALLOWED_TESTSSL = {"cert_expirationStatus", "cert_notAfter", "cert_revocation", "secure_renego",
-                   "cert_trust", "cert_chain_of_trust"}
-
-
-def test_testssl_no_high_or_critical(h):
-    h.run("rm -f /tmp/testssl.json")
-    h.run("grep -q ' " + NAME + "$' /etc/hosts || echo '127.0.0.1 " + NAME + "' >> /etc/hosts")
-    h.run("timeout 240 testssl --quiet --color 0 --warnings off --nodns min "
-          "--add-ca /etc/webfleet/tls/ca.crt --severity LOW --jsonfile-pretty /tmp/testssl.json "
-          f"-p -E -f -S -h -U {NAME}:443")
-    data = json.loads(h.file("/tmp/testssl.json").content_string)
-    findings = []
-    for result in data["scanResult"]:
-        for section, items in result.items():
-            if isinstance(items, list):
-                findings += [i for i in items if isinstance(i, dict) and "severity" in i]
-    assert findings is not None
-    bad = [f for f in findings if f["severity"] in ("HIGH", "CRITICAL")
-           and f["id"] not in ALLOWED_TESTSSL]
-    assert not bad, bad
 
 
 # --- Behaviour: headers, health, status, logging ---------------------------------------------
@@ -281,17 +209,6 @@ def test_hidden_files_and_no_autoindex(h):
     assert not re.search(r"^\s*dav_methods", nginx_t(h), re.M)
 
 
-def test_healthz_not_logged_and_json_log(h):
-    before = h.run("wc -l < /var/log/nginx/access.log").stdout.strip()
-    assert h.run(f"{CURL} https://{NAME}/healthz").stdout == "ok\n"
-    assert h.run("curl -s http://127.0.0.1/healthz").stdout == "ok\n"
-    assert h.run("wc -l < /var/log/nginx/access.log").stdout.strip() == before
-    h.run(f"{CURL} -o /dev/null https://{NAME}/products.json")
-    line = json.loads(h.run("tail -n1 /var/log/nginx/access.log").stdout)
-    assert line["uri"] == "/products.json" and line["status"] == 200
-    assert "request_time" in line and "upstream_response_time" in line
-
-
 def test_stub_status_loopback_only(h):
     assert "Active connections" in h.run("curl -s http://127.0.0.1:8080/stub_status").stdout
     listeners = h.run("ss -Hltn").stdout
@@ -300,71 +217,6 @@ def test_stub_status_loopback_only(h):
 
 def test_keys_not_world_readable(h):
     assert h.run("find /etc/webfleet/tls /etc/nginx -name '*.key' -perm /077").stdout == ""
-
-
-# --- Auth ------------------------------------------------------------------------------------
-
-def test_basic_auth(h):
-    assert status(h, "/private/") == "401"
-    assert status(h, "/private/", "-u shopadmin:wrong-password") == "401"
-    assert status(h, "/private/", f"-u shopadmin:{PASSWORD}") == "200"
-    pw = h.file("/etc/nginx/webfleet/htpasswd/shop-1")
-    assert pw.mode == 0o640 and pw.group == "www-data"
-    assert pw.content_string.count("$2y$") == 1 and PASSWORD not in pw.content_string
-
-
-@pytest.mark.parametrize("name", HOSTS)
-def test_mtls_admin(name):
-    base = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
-            "--cacert", os.path.join(PKI, "ca.crt"),
-            "--resolve", f"{NAME}:{PORTS[name]}:127.0.0.1", f"https://{NAME}:{PORTS[name]}/admin/"]
-    run = lambda *extra: subprocess.run(base[:1] + list(extra) + base[1:], capture_output=True,
-                                        text=True, check=False).stdout
-    assert run() == "403"
-    assert run("--cert", os.path.join(PKI, "clients", "admin.crt"),
-               "--key", os.path.join(PKI, "clients", "admin.key")) == "200"
-
-
-# --- Bad inputs and the transactional rollout; no secret in any run's output -------------------
-
-def _env():
-    eph = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
-    env = {"ANSIBLE_ROLES_PATH": os.path.join(REPO, "roles"),
-           "ANSIBLE_FILTER_PLUGINS": os.path.join(REPO, "plugins", "filter"),
-           "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
-    if os.path.isfile(os.path.join(eph, "ansible.cfg")):
-        env["ANSIBLE_CONFIG"] = os.path.join(eph, "ansible.cfg")
-    return env
-
-
-SITE = {"name": "shop", "server_names": [NAME], "root": "/var/www/webfleet-demo"}
-BAD = [
-    ("tls profile", {"nginx_tls_profile": "modrn"}, "nginx_tls_profile"),
-    ("port 0", {"nginx_sites": [dict(SITE, port=0)]}, "nginx_sites[0] (shop): name must be"),
-    ("duplicate name", {"nginx_sites": [SITE, dict(SITE, name="shop2")]},
-     "duplicate site name or server name"),
-    ("location slash", {"nginx_sites": [dict(SITE, locations=[{"path": "api"}])]},
-     "nginx_sites[0].locations[0].path: 'api' must start with /"),
-    ("missing certificate", {"nginx_sites": [dict(SITE, certificates=[
-        {"cert": "/etc/webfleet/tls/missing.crt", "key": "/etc/webfleet/tls/missing.key"}])]},
-     "nginx_sites[0].certificates[0].cert: certificate file /etc/webfleet/tls/missing.crt does not exist"),
-    ("tree fails nginx -t", {"nginx_sites": [dict(SITE, extra_directives=["no_such_directive on"])]},
-     "fails nginx -t, nothing was put live"),
-]
-
-
-@pytest.mark.parametrize("case,extra,message", BAD, ids=[b[0] for b in BAD])
-def test_bad_input_fails_and_old_config_serves(case, extra, message):
-    # Only the nginx role (and its common dependency): the tls role is proven by the converge.
-    proc = ansible_playbook("playbooks/web.yml", "-v", "--tags", "nginx", "--limit", "nginx-deb12",
-                            "-e", json.dumps(extra), env=_env())
-    assert proc.returncode != 0, f"{case}: the run should fail"
-    flat = re.sub(r"\s+", " ", proc.stdout)
-    assert message in flat, flat[-3000:]
-    assert PASSWORD not in proc.stdout
-    h = get_host("nginx-deb12")
-    assert status(h, "/products.json") == "200"
-    assert status(h, "/admin/") == "403", "the previous configuration is still live"
 
 
 # --- tls role, source "provided": installs vault PEMs; a mismatching key fails early ----------
@@ -379,7 +231,7 @@ def test_tls_provided_source():
     good = {"tls_source": "provided", "tls_provided": {
         "cert": _pem("nginx-deb12-ecdsa.crt"), "chain": ca, "key": _pem("nginx-deb12-ecdsa.key")}}
     proc = ansible_playbook("playbooks/web.yml", "--tags", "tls", "--limit", "nginx-deb12",
-                            "-e", json.dumps(good), env=_env())
+                            "-e", json.dumps(good))
     assert proc.returncode == 0, proc.stdout[-3000:]
     # The same PEMs as the internal CA issued: installed identically, nothing changes.
     assert re.search(r"nginx-deb12\s+:\s+ok=\d+\s+changed=0\s", proc.stdout), proc.stdout[-2000:]
@@ -388,7 +240,7 @@ def test_tls_provided_source():
     bad = {"tls_source": "provided", "tls_provided": {
         "cert": _pem("nginx-deb13-ecdsa.crt"), "chain": ca, "key": _pem("nginx-deb12-ecdsa.key")}}
     proc = ansible_playbook("playbooks/web.yml", "--tags", "tls", "--limit", "nginx-deb12",
-                            "-e", json.dumps(bad), env=_env())
+                            "-e", json.dumps(bad))
     flat = re.sub(r"\s+", " ", proc.stdout)
     assert proc.returncode != 0
     assert "tls_provided.cert: the ecdsa certificate misses names from tls_names: DNS:nginx-deb12" in flat
@@ -429,7 +281,7 @@ def test_tls_expired_certificate_refused():
     expired = {"tls_source": "provided", "tls_provided": {
         "cert": _expired_cert_for(key, ["nginx-deb12", NAME]), "chain": "", "key": key}}
     proc = ansible_playbook("playbooks/web.yml", "--tags", "tls", "--limit", "nginx-deb12",
-                            "-e", json.dumps(expired), env=_env())
+                            "-e", json.dumps(expired))
     flat = re.sub(r"\s+", " ", proc.stdout)
     assert proc.returncode != 0
     assert "tls_provided.cert: the ecdsa certificate has expired" in flat, flat[-3000:]
