@@ -32,6 +32,7 @@ SELECTED = os.environ.get("WEBFLEET_SCENARIOS", "").split() or ALL
 RECAP = re.compile(r"^\s*(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
                    re.M)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+FAILED = re.compile(r"^(?:FAILED|ERROR) .*$", re.M)
 
 
 def molecule(scenario, *args, capture=False):
@@ -73,7 +74,9 @@ def test_scenario(scenario):
         assert not changed, f"{scenario}: check mode reports changes on converged hosts: {changed}"
 
         rc, out = molecule(scenario, "verify")
-        assert rc == 0, f"{scenario}: verify failed"
+        # Name the failing verifier tests in the assertion itself: CI keeps only the end of a log.
+        failed = "\n".join(FAILED.findall(out)) or out[-2000:]
+        assert rc == 0, f"{scenario}: verify failed\n{failed}"
     finally:
         if os.environ.get("WEBFLEET_KEEP") != "1":
             molecule(scenario, "destroy")

@@ -1,7 +1,8 @@
 """Checks every web server role must pass, written once for the nginx and apache scenarios.
 
-A scenario's test module describes its server (``WebServer``), imports the tests below (pytest
-collects them there) and takes the fixtures they ask for from ``fixtures()``:
+A scenario's test module describes its server (``WebServer``), takes every test below with
+``from webfleet_web import *`` (pytest collects them there; ``__all__`` holds the tests only) and
+gives them the fixtures they ask for from ``fixtures()``:
 
 - ``h``: a testinfra host, once per web host of the scenario;
 - ``published``: ``(host, port)``, once per web host: the HTTPS port the container publishes on
@@ -224,3 +225,7 @@ def test_bad_input_fails_and_old_config_serves(web, case):
     h = host(web.first_host)
     assert status(h, "/products.json") == "200"
     assert status(h, "/admin/") == "403", "the previous configuration is still live"
+
+
+# Last, so that it lists every test above: what `from webfleet_web import *` hands a suite.
+__all__ = [name for name in list(globals()) if name.startswith("test_")]
