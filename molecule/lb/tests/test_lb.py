@@ -212,45 +212,30 @@ def test_stats_and_metrics_behind_auth():
 
 # --- failures under load -----------------------------------------------------------------------
 
-def test_kill_web_server_under_load():
-    victim = "lb-one-web1"
+# A crashed nginx refuses connections at once; a hung one (SIGSTOP) accepts and never answers, so
+# only the health check's timeout notices it: hence the looser bound.
+@pytest.mark.parametrize("victim, failure, action, undo, bound", [
+    ("lb-one-web1", "crash", "kill -s SIGKILL", "restart", 1.0),
+    ("lb-one-web2", "hang", "kill -s SIGSTOP", "kill -s SIGCONT", 3.0),
+], ids=["crash", "hang"])
+def test_web_server_failure_under_load(victim, failure, action, undo, bound):
     load = Load(IP[LB1], seconds=20)
     time.sleep(4)
     poller = watch_down(LB1, victim, 10)
     try:
-        t_kill = web(victim, "kill -s SIGKILL")
+        t_fail = web(victim, action)
         out, _ = poller.communicate(timeout=30)
         res = load.result()
     finally:
-        web(victim, "restart")
+        web(victim, undo)
     assert poller.returncode == 0, f"{victim} never read DOWN: {stat(LB1)}"
-    detect = float(out.split()[-1]) - t_kill
-    report(f"crash detection (SIGKILL nginx): {detect * 1000:.0f} ms; load {res['total']} requests, "
-           f"{res['failed']} failed, p99 {res['p99_ms']} ms, max {res['max_ms']} ms")
-    assert detect < 1.0
+    detect = float(out.split()[-1]) - t_fail
+    report(f"{failure} detection ({action.split()[-1]} nginx): {detect * 1000:.0f} ms; "
+           f"load {res['total']} requests, {res['failed']} failed, p99 {res['p99_ms']} ms, "
+           f"max {res['max_ms']} ms")
+    assert detect < bound
     assert res["failed"] == 0, res["errors"]
     assert res["total"] > 200
-    assert wait_status(LB1, victim, "UP")
-
-
-def test_hung_web_server_under_load():
-    victim = "lb-one-web2"
-    load = Load(IP[LB1], seconds=20)
-    time.sleep(4)
-    poller = watch_down(LB1, victim, 10)
-    try:
-        t_stop = web(victim, "kill -s SIGSTOP")
-        out, _ = poller.communicate(timeout=30)
-        detected = poller.returncode == 0
-        res = load.result()
-    finally:
-        web(victim, "kill -s SIGCONT")
-    assert detected, f"{victim} never read DOWN: {stat(LB1)}"
-    detect = float(out.split()[-1]) - t_stop
-    report(f"hang detection (SIGSTOP nginx): {detect * 1000:.0f} ms; load {res['total']} requests, "
-           f"{res['failed']} failed, p99 {res['p99_ms']} ms, max {res['max_ms']} ms")
-    assert detect < 3.0
-    assert res["failed"] == 0, res["errors"]
     assert wait_status(LB1, victim, "UP")
 
 
@@ -377,7 +362,8 @@ def test_rolling_update_under_load():
 
 def test_rolling_update_stops_at_a_broken_host():
     broken = "lb-one-web2"
-    run = rolling_update("-e", "lb_standin_web_version=3",
+    # The broken host never answers /healthz: give up on it after 10 s, not the default 60.
+    run = rolling_update("-e", "lb_standin_web_version=3", "-e", "rolling_update_up_timeout=10",
                          "-e", json.dumps({"lb_standin_web_broken_hosts": [broken]}))
     try:
         assert run.returncode != 0
@@ -422,9 +408,8 @@ def test_bad_input_fails_naming_the_variable_and_keeps_serving(extra, message):
 
 
 def test_secret_not_in_verbose_log():
-    run = ansible_playbook("playbooks/lb.yml", "-v", "--limit", LB1, "--tags", "haproxy",
-                           env={"ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"})
-    out = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout)
+    run = ansible_playbook("playbooks/lb.yml", "-v", "--limit", LB1, "--tags", "haproxy")
+    out = run.stdout
     assert run.returncode == 0, out[-3000:]
     assert PASSWORD not in out
     assert re.search(rf"{LB1}\s+: ok=\d+\s+changed=0", out), out[-1500:]
