@@ -14,12 +14,18 @@ ROLES = sorted(os.path.basename(d) for d in glob.glob(os.path.join(REPO, "roles"
 TOP_KEY = re.compile(r"^([a-z_][a-z0-9_]*):")
 
 
-def _load(role, *parts):
+def _text(role, *parts):
+    """The text of a file in the role, or None when the role has no such file."""
     path = os.path.join(REPO, "roles", role, *parts)
     if not os.path.exists(path):
         return None
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        return fh.read()
+
+
+def _load(role, *parts):
+    text = _text(role, *parts)
+    return None if text is None else yaml.safe_load(text)
 
 
 def _defaults(role):
@@ -80,11 +86,7 @@ def test_public_variables_are_prefixed(role):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_default_is_commented(role):
-    path = os.path.join(REPO, "roles", role, "defaults", "main.yml")
-    if not os.path.exists(path):
-        return
-    with open(path) as fh:
-        lines = fh.read().splitlines()
+    lines = (_text(role, "defaults", "main.yml") or "").splitlines()
     commented = {}
     for i, line in enumerate(lines):
         m = TOP_KEY.match(line)
@@ -116,12 +118,7 @@ def test_templates_say_managed_by_ansible(role):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_handlers_do_not_restart_without_a_reason(role):
-    path = os.path.join(REPO, "roles", role, "handlers", "main.yml")
-    if not os.path.exists(path):
-        return
-    with open(path) as fh:
-        text = fh.read()
-    for block in re.split(r"\n(?=- name:)", text):
+    for block in re.split(r"\n(?=- name:)", _text(role, "handlers", "main.yml") or ""):
         if "state: restarted" in block:
             assert re.search(r"^\s+#", block, re.M), (
                 f"{role}: a restarting handler must say why it cannot reload:\n{block}")
