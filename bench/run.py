@@ -8,8 +8,9 @@ networks or 127.0.0.1):
             (opt-in, not used by CI); where the stock re-run's CPU went (containers, controller,
             Docker engine) and what one module run costs inside a container
   scale     converge time of the web tier with 6, 12 and 24 web hosts
-  http      HTTPS requests/s and p99 through the LB, straight to a web server, and to Debian's
-            stock nginx with the same certificate (wrk, keepalive, small static file)
+  http      HTTPS requests/s and p99 through the LB, straight to the LB's primary web servers at
+            once (the LB's goal is a share of that), straight to one nginx, and to Debian's stock
+            nginx with the same certificate (wrk, keepalive, small static file)
   failover  crash (stop) and hang (SIGSTOP) of a web server under load: detection time in the
             LB's runtime API and failed requests
   rolling   rolling update of every web server under load: failed requests, worst latency
@@ -47,6 +48,7 @@ CLIENT = "wf-bench-client"
 # inventories/lab/group_vars/lab/main.yml.
 CLIENT_IPS = ("10.230.1.240", "10.230.0.240")
 STOCK = "wf-bench-stock"
+STOCK_IP = "10.230.1.250"
 SHOP = "shop.lab.webfleet.test"
 LB = {"name": "east-lb1", "container": "wf-east-lb1", "ip": "10.230.1.21"}
 WEB = {"name": "east-web1", "container": "wf-east-web1", "ip": "10.230.1.11"}
@@ -86,6 +88,16 @@ def sh(cmd, timeout=1800, check=True, env=ENV, quiet=True):
 
 def dexec(container, command, timeout=120, check=False):
     return sh(["docker", "exec", container, "sh", "-c", command], timeout=timeout, check=check)
+
+
+def put(container, path, text):
+    """Write text to a file in a container (docker cp from a temporary file)."""
+    with tempfile.NamedTemporaryFile("w", delete=False) as fh:
+        fh.write(text)
+    try:
+        sh(["docker", "cp", fh.name, f"{container}:{path}"])
+    finally:
+        os.unlink(fh.name)
 
 
 def playbook(inventory, play, *args, env=ENV, timeout=1800):
@@ -316,35 +328,60 @@ def section_scale(res):
 
 
 # ------------------------------------------------------------------------- client helper ---
+def systemd_container(name, ip, package, *extra):
+    """Start a systemd container of the lab's Debian 12 image on the east network, with one
+    package from apt; nothing happens if it already exists. extra: more `docker run` options."""
+    if sh(["docker", "inspect", name], check=False).returncode == 0:
+        return
+    sh(["docker", "run", "-d", "--name", name, "--cap-add", "SYS_ADMIN", "--cgroupns", "host",
+        "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/tmp",
+        "--label", "org.webfleet.lab=1", "--network", "wf-lab-east", "--ip", ip, *extra,
+        "webfleet/debian:12", "/sbin/init"])
+    time.sleep(3)
+    dexec(name, f"apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}"
+          " >/dev/null", timeout=600, check=True)
+
+
 def ensure_client():
     """A bench client container on the lab's east and WAN networks, with wrk and the probe."""
+    # Fixed addresses: the lab inventory exempts them from the per-client abuse limits
+    # (lab_load_generators) and lets them reach the web servers straight.
     if sh(["docker", "inspect", CLIENT], check=False).returncode != 0:
-        shape = ["--cap-add", "SYS_ADMIN", "--cgroupns", "host", "-v",
-                 "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/tmp",
-                 "--label", "org.webfleet.lab=1"]
-        # Fixed addresses: the lab inventory exempts them from the per-client abuse limits
-        # (lab_load_generators) and lets them reach the web servers straight.
-        sh(["docker", "run", "-d", "--name", CLIENT, *shape, "--network", "wf-lab-east",
-            "--ip", CLIENT_IPS[0], "--add-host", f"{SHOP}:{LB['ip']}", "webfleet/debian:12",
-            "/sbin/init"])
+        systemd_container(CLIENT, CLIENT_IPS[0], "wrk", "--add-host", f"{SHOP}:{LB['ip']}")
         sh(["docker", "network", "connect", "--ip", CLIENT_IPS[1], "wf-lab-wan", CLIENT])
-        time.sleep(3)
-        dexec(CLIENT, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk"
-              " >/dev/null", timeout=600, check=True)
     sh(["docker", "cp", os.path.join(REPO, "bench", "probe.py"), f"{CLIENT}:/usr/local/bin/probe.py"])
     ca = sh(["docker", "exec", WEB["container"], "cat", "/etc/webfleet/tls/ca.crt"]).stdout
-    with tempfile.NamedTemporaryFile("w", delete=False) as fh:
-        fh.write(ca)
-    sh(["docker", "cp", fh.name, f"{CLIENT}:/etc/webfleet-ca.crt"])
-    os.unlink(fh.name)
+    put(CLIENT, "/etc/webfleet-ca.crt", ca)
+
+
+def wrk_cmd(threads, conns, seconds):
+    # Port spelled out: the client image has no /etc/services to look "https" up in.
+    return f"wrk -t{threads} -c{conns} -d{seconds}s --latency https://{SHOP}:443/products.json"
 
 
 def wrk(ip, seconds=10, conns=32):
-    # Port spelled out: the client image has no /etc/services to look "https" up in.
-    url = f"https://{SHOP}:443/products.json"
     out = dexec(CLIENT, f"getent hosts {SHOP} >/dev/null; "
                 f"echo '{ip} {SHOP}' > /tmp/hosts && cp /tmp/hosts /etc/hosts && "
-                f"wrk -t2 -c{conns} -d{seconds}s --latency {url}", timeout=seconds + 60).stdout
+                + wrk_cmd(2, conns, seconds), timeout=seconds + 60).stdout
+    return wrk_figures(out)
+
+
+def wrk_pool(ips, seconds=10, conns=32):
+    """wrk against several servers at once, the connections split between them: what the LB's
+    backends serve without the LB. Each wrk resolves the shop's name to its own server through a
+    private mount namespace's /etc/hosts (SNI and Host stay the shop's name)."""
+    runs = " ".join(
+        f"(echo '{ip} {SHOP}' > /tmp/hosts.{i}; unshare -m sh -c 'mount --bind /tmp/hosts.{i} /etc/hosts"
+        f" && exec {wrk_cmd(1, conns // len(ips), seconds)}' > /tmp/wrk.{i}) &"
+        for i, ip in enumerate(ips))
+    dexec(CLIENT, f"{runs} wait", timeout=seconds + 60, check=True)
+    each = [wrk_figures(dexec(CLIENT, f"cat /tmp/wrk.{i}").stdout) for i in range(len(ips))]
+    return {"rps": round(sum(r["rps"] for r in each), 2), "p99_ms": max(r["p99_ms"] for r in each),
+            "requests": sum(r["requests"] or 0 for r in each), "non_2xx": sum(r["non_2xx"] for r in each),
+            "socket_errors": sum(r["socket_errors"] for r in each), "servers": each}
+
+
+def wrk_figures(out):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
@@ -358,43 +395,37 @@ def wrk(ip, seconds=10, conns=32):
 
 def stock_nginx():
     """Debian's nginx as shipped, serving the same file with the same certificate."""
-    if sh(["docker", "inspect", STOCK], check=False).returncode != 0:
-        shape = ["--cap-add", "SYS_ADMIN", "--cgroupns", "host", "-v",
-                 "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/tmp",
-                 "--label", "org.webfleet.lab=1"]
-        sh(["docker", "run", "-d", "--name", STOCK, *shape, "--network", "wf-lab-east",
-            "--ip", "10.230.1.250", "webfleet/debian:12", "/sbin/init"])
-        time.sleep(3)
-        dexec(STOCK, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx"
-              " >/dev/null", timeout=600, check=True)
+    systemd_container(STOCK, STOCK_IP, "nginx")
     for src, dst in (("/etc/webfleet/tls/east-web1-ecdsa.fullchain.pem", "/etc/nginx/cert.pem"),
                      ("/etc/webfleet/tls/east-web1-ecdsa.key", "/etc/nginx/key.pem")):
         data = sh(["docker", "exec", WEB["container"], "cat", src]).stdout
-        with tempfile.NamedTemporaryFile("w", delete=False) as fh:
-            fh.write(data)
-        sh(["docker", "cp", fh.name, f"{STOCK}:{dst}"])
-        os.unlink(fh.name)
+        put(STOCK, dst, data)
     body = sh(["docker", "exec", WEB["container"], "sh", "-c",
                "cat $(find /var/www -name products.json | head -1)"]).stdout
-    with tempfile.NamedTemporaryFile("w", delete=False) as fh:
-        fh.write(body)
-    sh(["docker", "cp", fh.name, f"{STOCK}:/var/www/html/products.json"])
-    os.unlink(fh.name)
+    put(STOCK, "/var/www/html/products.json", body)
     site = ("server { listen 443 ssl http2 default_server; ssl_certificate /etc/nginx/cert.pem; "
             "ssl_certificate_key /etc/nginx/key.pem; root /var/www/html; }")
     dexec(STOCK, f"echo '{site}' > /etc/nginx/sites-enabled/bench && chmod 644 /var/www/html/products.json"
           " && nginx -t && systemctl reload nginx", check=True)
-    return "10.230.1.250"
+    return STOCK_IP
 
 
 def section_http(res):
     ensure_client()
     stock_ip = stock_nginx()
-    for label, ip in (("lb", LB["ip"]), ("direct", WEB["ip"]), ("stock", stock_ip)):
-        wrk(ip, seconds=3)  # warm-up: session caches, keepalive pools
-        res[f"http_{label}"] = wrk(ip)
+    # The LB spreads requests over its DC's web servers (nginx and Apache in the lab), so the LB is
+    # compared with those same servers loaded at once; `direct` (one nginx) is the stock baseline.
+    primaries = dexec(LB["container"], "awk '$1 == \"server\" && !/ backup/ {sub(/:.*/, \"\", $3);"
+                      " print $3}' /etc/haproxy/haproxy.cfg", check=True).stdout.split()
+    targets = {"lb": lambda s: wrk(LB["ip"], s), "pool": lambda s: wrk_pool(primaries, s),
+               "direct": lambda s: wrk(WEB["ip"], s), "stock": lambda s: wrk(stock_ip, s)}
+    for label, run in targets.items():
+        run(3)  # warm-up: session caches, keepalive pools
+        res[f"http_{label}"] = run(10)
         log(f"https {label}: {res[f'http_{label}']}")
-    res["lb_vs_direct_rps"] = round(res["http_lb"]["rps"] / res["http_direct"]["rps"], 2)
+    res["http_pool"]["addresses"] = primaries
+    res["lb_vs_direct_rps"] = round(res["http_lb"]["rps"] / res["http_pool"]["rps"], 2)
+    res["lb_vs_one_nginx_rps"] = round(res["http_lb"]["rps"] / res["http_direct"]["rps"], 2)
     res["ours_vs_stock_rps"] = round(res["http_direct"]["rps"] / res["http_stock"]["rps"], 2)
 
 

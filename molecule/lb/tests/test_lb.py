@@ -170,6 +170,7 @@ def test_listeners_and_runtime_api_local_only():
     assert ports == {"80", "443", "8404"}, ports
     sock = lb.file(SOCK)
     assert sock.is_socket and sock.mode == 0o660
+    assert (sock.user, sock.group) == ("root", "haproxy")
     assert "Name: HAProxy" in runtime(LB1, "show info")
     # Nothing but the public ports answers over the network.
     assert can_connect(host(CLIENT), IP[LB1], 443)
@@ -197,6 +198,19 @@ def test_tls_profile_redirect_hsts_request_id():
     rid = re.search(r"^x-request-id: (\S+)", head, re.M | re.I).group(1)
     time.sleep(1)
     assert rid in lb.run("journalctl -t haproxy --since -1min --no-pager").stdout, rid
+
+
+def test_methods_limited_and_backend_software_hidden():
+    web1 = host(ONE[0])
+    # The web server names itself; the LB must not pass that on.
+    direct = web1.run(f"curl -sSI --cacert /etc/webfleet/tls/ca.crt --resolve {ONE[0]}:443:127.0.0.1 "
+                      f"https://{ONE[0]}/").stdout
+    assert re.search(r"^server: nginx", direct, re.M | re.I), direct
+    head = curl(host(LB1), f"https://{NAME}/", "-sI").stdout
+    assert head.startswith("HTTP/2 200") and not re.search(r"^server:", head, re.M | re.I), head
+    # nginx would answer 405 to a PUT as well, with its own page: this one is HAProxy's.
+    r = curl(host(LB1), f"https://{NAME}/", "-X PUT -d x -w '\n%{http_code}'")
+    assert r.stdout.endswith("\n405") and "405 Method Not Allowed" in r.stdout, r.stdout
 
 
 def test_stats_and_metrics_behind_auth():
