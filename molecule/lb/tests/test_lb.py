@@ -27,6 +27,7 @@ CLIENT = LBT
 NAME = "www.webfleet.test"
 SOCK = "/run/haproxy/admin.sock"
 PASSWORD = "molecule-stats-secret-7Qx"
+HSTS = re.compile(r"^strict-transport-security: max-age=63072000; includeSubDomains", re.M | re.I)
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO_ROLES = os.path.join(HERE, "..", "roles")
 RESULTS = []
@@ -193,8 +194,7 @@ def test_tls_profile_redirect_hsts_request_id():
                f"http://127.0.0.1/x")
     assert r.stdout == f"308 https://{NAME}/x"
     head = curl(lb, f"https://{NAME}/", "-sI").stdout
-    assert re.search(r"^strict-transport-security: max-age=63072000; includeSubDomains", head,
-                     re.M | re.I)
+    assert HSTS.search(head), head
     rid = re.search(r"^x-request-id: (\S+)", head, re.M | re.I).group(1)
     time.sleep(1)
     assert rid in lb.run("journalctl -t haproxy --since -1min --no-pager").stdout, rid
@@ -211,12 +211,19 @@ def test_methods_limited_and_backend_software_hidden():
     # nginx would answer 405 to a PUT as well, with its own page: this one is HAProxy's.
     r = curl(host(LB1), f"https://{NAME}/", "-X PUT -d x -w '\n%{http_code}'")
     assert r.stdout.endswith("\n405") and "405 Method Not Allowed" in r.stdout, r.stdout
+    # HAProxy's own answer is an HTTPS response like any other: it carries HSTS (TLS-06).
+    head = curl(host(LB1), f"https://{NAME}/", "-X PUT -d x -sD - -o /dev/null").stdout
+    assert head.startswith("HTTP/2 405") and HSTS.search(head), head
 
 
 def test_stats_and_metrics_behind_auth():
     lb = host(LB1)
     code = "-o /dev/null -w '%{http_code}'"
     assert curl(lb, f"https://{NAME}:8404/stats", code).stdout == "401"
+    # The challenge too carries HSTS; the page names no HAProxy version (AUTH-03).
+    assert HSTS.search(curl(lb, f"https://{NAME}:8404/stats", "-sD - -o /dev/null").stdout)
+    page = curl(lb, f"https://{NAME}:8404/stats", f"-u admin:{PASSWORD}").stdout
+    assert "Statistics Report" in page and not re.search(r"version \d", page, re.I), page[:2000]
     assert curl(lb, f"https://{NAME}:8404/stats", code, "-u admin:wrong-password-1").stdout == "401"
     assert curl(lb, f"https://{NAME}:8404/stats", code, f"-u admin:{PASSWORD}").stdout == "200"
     assert curl(lb, f"https://{NAME}:8404/metrics", code).stdout == "401"
