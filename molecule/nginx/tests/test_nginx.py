@@ -52,6 +52,9 @@ def test_nginx_02_config_permissions(h):
 def test_nginx_03_default_site_removed(h):
     assert not h.file("/etc/nginx/conf.d/default.conf").exists
     assert not h.file("/etc/nginx/sites-enabled/default").exists
+    # The package's pages name nginx (CIS 2.5.2): gone, not just unlinked from a site.
+    for page in ("/var/www/html/index.nginx-debian.html", "/usr/share/nginx/html/index.html"):
+        assert not h.file(page).exists, page
     assert "Welcome to nginx" not in h.run(f"{CURL} https://{NAME}/").stdout
 
 
