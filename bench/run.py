@@ -474,29 +474,26 @@ def detect(lb, server, action, undo):
     return took
 
 
+def failure_episode(res, kind, action, undo):
+    """Probe the LB for 20 s while one web server fails by `action`; record detection and losses."""
+    thread, path = probe(20, LB["ip"], kind)
+    time.sleep(4)
+    res[f"{kind}_detect_s"] = detect(LB["container"], WEB["name"], action, undo)
+    thread.join()
+    samples = read_probe(path)
+    res[f"{kind}_failed_requests"] = sum(1 for s in samples if not s[2])
+    res[f"{kind}_requests"] = len(samples)
+    res[f"timeline_{kind}"] = samples
+
+
 def section_failover(res):
     ensure_client()
-    thread, path = probe(20, LB["ip"], "crash")
-    time.sleep(4)
-    res["crash_detect_s"] = detect(LB["container"], WEB["name"], "systemctl kill -s KILL nginx",
-                                   "systemctl start nginx")
-    thread.join()
-    samples = read_probe(path)
-    res["crash_failed_requests"] = sum(1 for s in samples if not s[2])
-    res["crash_requests"] = len(samples)
-    res["timeline_crash"] = samples
+    failure_episode(res, "crash", "systemctl kill -s KILL nginx", "systemctl start nginx")
     time.sleep(3)
-    thread, path = probe(20, LB["ip"], "hang")
-    time.sleep(4)
-    res["hang_detect_s"] = detect(LB["container"], WEB["name"],
-                                  # [n]: the pattern must not match this sh -c itself (it would stop the shell).
-                                  "pkill -STOP -f '[n]ginx: worker' ; pkill -STOP -f '[n]ginx: master'",
-                                  "pkill -CONT -f '[n]ginx'")
-    thread.join()
-    samples = read_probe(path)
-    res["hang_failed_requests"] = sum(1 for s in samples if not s[2])
-    res["hang_requests"] = len(samples)
-    res["timeline_hang"] = samples
+    failure_episode(res, "hang",
+                    # [n]: the pattern must not match this sh -c itself (it would stop the shell).
+                    "pkill -STOP -f '[n]ginx: worker' ; pkill -STOP -f '[n]ginx: master'",
+                    "pkill -CONT -f '[n]ginx'")
     log(f"crash detect {res['crash_detect_s']}s failed={res['crash_failed_requests']}; "
         f"hang detect {res['hang_detect_s']}s failed={res['hang_failed_requests']}")
 
