@@ -214,6 +214,8 @@ def test_methods_limited_and_backend_software_hidden():
     # HAProxy's own answer is an HTTPS response like any other: it carries HSTS (TLS-06).
     head = curl(host(LB1), f"https://{NAME}/", "-X PUT -d x -sD - -o /dev/null").stdout
     assert head.startswith("HTTP/2 405") and HSTS.search(head), head
+    # A 405 names the methods that are allowed (RFC 9110).
+    assert re.search(r"^allow: GET, HEAD, POST\r?$", head, re.M | re.I), head
 
 
 def test_stats_and_metrics_behind_auth():
