@@ -63,8 +63,24 @@ def test_sshd_effective_config():
         "passwordauthentication": "no",
         "x11forwarding": "no",
         "allowtcpforwarding": "no",
-        "maxauthtries": "3",
+        "maxauthtries": "2",
         "loglevel": "VERBOSE",
+        "maxsessions": "10",
+        "maxstartups": "10:30:60",
+        "logingracetime": "30",
+        "clientaliveinterval": "300",
+        "clientalivecountmax": "3",
+        "tcpkeepalive": "no",
+        "ignoreuserknownhosts": "yes",
+        "kerberosauthentication": "no",
+        "gssapiauthentication": "no",
+        "gssapicleanupcredentials": "yes",
+        "permittunnel": "no",
+        "gatewayports": "no",
+        "x11uselocalhost": "yes",
+        "allowagentforwarding": "no",
+        "permituserenvironment": "no",
+        "printlastlog": "no",
         "ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,"
                    "aes256-ctr,aes192-ctr,aes128-ctr",
         "macs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,"
@@ -74,6 +90,12 @@ def test_sshd_effective_config():
     }
     for key, value in expected.items():
         assert re.search(rf"^{key} {re.escape(value)}$", effective, re.M | re.I), key
+    # sshd-47: DebianBanner is not in sshd -T; read the identification string itself.
+    banner = web.check_output("timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/22; head -n1 <&3'")
+    assert banner.startswith("SSH-2.0-OpenSSH_") and "Debian" not in banner, banner
+    # sshd-48: no Diffie-Hellman group under 2048 bits is offered.
+    assert web.file("/etc/ssh/moduli").size > 0
+    assert web.run("awk '$5 < 2047 && $5 ~ /^[0-9]+$/' /etc/ssh/moduli").stdout == ""
     conf = web.file("/etc/ssh/sshd_config")
     assert (conf.user, conf.group, conf.mode) == ("root", "root", 0o600)
     assert web.service("ssh").is_running
