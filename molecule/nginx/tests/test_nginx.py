@@ -40,6 +40,16 @@ def test_nginx_01_worker_user(h):
     assert directive(h.file("/etc/nginx/nginx.conf").content_string, "user") == ["www-data"]
     users = h.run("ps -o user= -C nginx").stdout.split()
     assert users.count("root") == 1 and "www-data" in users
+    # CIS 2.2.2/2.2.3: the worker account has no shell and no usable password.
+    assert h.user("www-data").shell == "/usr/sbin/nologin"
+    assert h.check_output("passwd -S www-data").split()[1] == "L"
+
+
+def test_nginx_pid_file(h):
+    # CIS 2.3.3: only root may rewrite the PID file a reload signals.
+    pid = h.file("/run/nginx.pid")
+    assert (pid.user, pid.group, pid.mode) == ("root", "root", 0o644)
+    assert pid.content_string.strip() == h.check_output("pgrep -o -x nginx")
 
 
 def test_nginx_02_config_permissions(h):
@@ -78,6 +88,8 @@ def test_nginx_06_buffers_and_limits(h):
     assert h.run(f"{big}{CURL} -o /dev/null -w '%{{http_code}}' --http1.1 --data-binary @- "
                  f"https://{NAME}/healthz").stdout == "413"
     assert status(h, "/" + "a" * 2000, "--http1.1") == "414"
+    # One header line larger than a 1k large_client_header_buffers buffer.
+    assert status(h, "/", "--http1.1 -H 'X-Big: " + "a" * 1500 + "'") == "400"
 
 
 def test_nginx_07_limit_conn_and_req(h):
@@ -205,6 +217,20 @@ def test_hidden_files_and_no_autoindex(h):
     assert status(h, "/.git/config") == "404"
     assert not re.search(r"^\s*autoindex\s+on", nginx_t(h), re.M)
     assert not re.search(r"^\s*dav_methods", nginx_t(h), re.M)
+
+
+def test_log_rotation(h):
+    # CIS 3.4: the package's logrotate entry stays in place for our log directory.
+    rotate = h.file("/etc/logrotate.d/nginx").content_string
+    assert "/var/log/nginx/*.log" in rotate
+    assert re.search(r"^\s*rotate\s+\d+", rotate, re.M)
+    assert re.search(r"^\s*(daily|weekly)\s*$", rotate, re.M)
+
+
+def test_gzip_compresses_text(h):
+    # nginx_gzip is on by default; the demo shop's pages carry no secrets (BREACH, CIS 2.1.3).
+    got = h.run(f"{CURL} -H 'Accept-Encoding: gzip' -D - -o /dev/null https://{NAME}/").stdout
+    assert re.search(r"^content-encoding: gzip\r?$", got, re.M | re.I), got
 
 
 def test_stub_status_loopback_only(h):
