@@ -38,6 +38,7 @@ CURL = f"curl -sk --max-time 10 --resolve {NAME}:443:127.0.0.1"
 @dataclass(frozen=True)
 class WebServer:
     role: str           # the role: its tag, its variables' prefix, its hosts' name prefix
+    service: str        # its systemd unit
     conf_dir: str       # where the role writes its configuration
     log_dir: str        # where the access log is
     config_test: str    # how the role names its configuration check in a refusal
@@ -71,6 +72,12 @@ def headers(h, path="/", extra=""):
     out = h.run(f"{CURL} -o /dev/null -D - {extra} https://{NAME}{path}").stdout
     return {k.strip().lower(): v.strip() for k, v in
             (line.split(":", 1) for line in out.splitlines()[1:] if ":" in line)}
+
+
+def allow_headers(h, method, path="/"):
+    """Every Allow header of the answer to method (a list: a repeated or empty one is a defect)."""
+    out = h.run(f"{CURL} -o /dev/null -D - -X {method} https://{NAME}{path}").stdout
+    return re.findall(r"^allow:(.*?)\r?$", out, re.M | re.I)
 
 
 def status(h, path="/", extra="", scheme="https"):
@@ -124,12 +131,13 @@ def test_sslyze_mozilla_intermediate(published, profile):
     assert ok, out
 
 
-# testssl's findings that an internal CA's short-lived certificates raise by design.
+# testssl's findings that an internal CA's short-lived certificates raise by design, and BREACH:
+# the demo pages are compressed and carry no secret (WEB-12, documented beside the gzip defaults).
 ALLOWED_TESTSSL = {"cert_expirationStatus", "cert_notAfter", "cert_revocation", "secure_renego",
-                   "cert_trust", "cert_chain_of_trust"}
+                   "cert_trust", "cert_chain_of_trust", "BREACH"}
 
 
-def test_testssl_no_high_or_critical(h):
+def test_testssl_no_medium_or_worse(h):
     h.run("rm -f /tmp/testssl.json")
     h.run("grep -q ' " + NAME + "$' /etc/hosts || echo '127.0.0.1 " + NAME + "' >> /etc/hosts")
     h.run("timeout 240 testssl --quiet --color 0 --warnings off --nodns min "
@@ -143,7 +151,7 @@ def test_testssl_no_high_or_critical(h):
         for items in result.values():
             if isinstance(items, list):
                 findings += [i for i in items if isinstance(i, dict) and "severity" in i]
-    bad = [f for f in findings if f["severity"] in ("HIGH", "CRITICAL")
+    bad = [f for f in findings if f["severity"] in ("MEDIUM", "HIGH", "CRITICAL")
            and f["id"] not in ALLOWED_TESTSSL]
     assert not bad, bad
 
@@ -184,6 +192,35 @@ def test_mtls_admin(published):
     assert run() == "403", name
     assert run("--cert", os.path.join(PKI, "clients", "admin.crt"),
                "--key", os.path.join(PKI, "clients", "admin.key")) == "200", name
+
+
+# --- REL-02: a configuration change is reloaded, never restarted -------------------------------
+
+HSTS = "max-age=63072000; includeSubDomains"
+
+
+def main_pid(h, service):
+    return h.run(f"systemctl show -p MainPID --value {service}").stdout.strip()
+
+
+def test_config_change_reloads_not_restarts(web):
+    h = host(web.first_host)
+    before = main_pid(h, web.service)
+    assert before not in ("", "0"), f"{web.service} is not running"
+    role_run = ["playbooks/web.yml", "--tags", web.role, "--limit", web.first_host]
+    proc = ansible_playbook(*role_run, "-e", json.dumps({f"{web.role}_hsts_max_age": 31536000}))
+    try:
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        # Served by the running master: the new header is live and its PID is the same.
+        assert headers(h, "/products.json")["strict-transport-security"] == \
+            "max-age=31536000; includeSubDomains"
+        assert main_pid(h, web.service) == before, "the change restarted the server"
+    finally:
+        # Back to the scenario's configuration, for the tests that follow.
+        restore = ansible_playbook(*role_run)
+    assert restore.returncode == 0, restore.stdout[-3000:]
+    assert headers(h, "/products.json")["strict-transport-security"] == HSTS
+    assert main_pid(h, web.service) == before
 
 
 # --- Bad inputs and the transactional rollout; no secret in any run's output -------------------

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from webfleet_web import CURL, NAME, S_CLIENT, WebServer, fixtures, headers, status
+from webfleet_web import (CURL, NAME, S_CLIENT, WebServer, allow_headers, fixtures, headers,
+                          status)
 # What every web server role must pass (TLS, scanners, logging, auth, bad input) is written once
 # in tests/lib/webfleet_web.py; the star import takes exactly those tests (its __all__), and
 # pytest collects them here, with this module's fixtures.
@@ -14,6 +15,7 @@ from webfleet_web import *  # noqa: F401,F403
 
 WEB = WebServer(
     role="apache",
+    service="apache2",
     conf_dir="/etc/apache2",
     log_dir="/var/log/apache2",
     config_test="apache2 -t",
@@ -81,15 +83,19 @@ def test_apache_08_no_dav_cgi_include(h):
 def test_apache_09_trace_off(h):
     assert re.search(r"^TraceEnable Off$", conf(h), re.M)
     assert status(h, "/", "-X TRACE") == "405"
+    assert [a.strip() for a in allow_headers(h, "TRACE")] == ["GET, HEAD, POST"]
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "OPTIONS", "PROPFIND", "PATCH"])
 def test_apache_10_methods(h, method):
     assert status(h, "/", f"-X {method}") == "405"
+    # One Allow header naming the methods: Apache's own 405 would add an empty one.
+    assert [a.strip() for a in allow_headers(h, method)] == ["GET, HEAD, POST"]
 
 
 def test_apache_10_allowed_methods_still_work(h):
     assert status(h, "/") == "200" and status(h, "/", "-I") == "200"
+    assert allow_headers(h, "GET") == [] and allow_headers(h, "GET", "/no-such-page") == []
 
 
 def test_apache_11_12_options(h):

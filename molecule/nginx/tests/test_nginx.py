@@ -8,7 +8,8 @@ import re
 import pytest
 
 from webfleet_testlib import ansible_playbook, host as get_host
-from webfleet_web import CURL, NAME, PKI, S_CLIENT, WebServer, fixtures, headers, status
+from webfleet_web import (CURL, NAME, PKI, S_CLIENT, WebServer, allow_headers, fixtures, headers,
+                          status)
 # What every web server role must pass (TLS, scanners, logging, auth, bad input) is written once
 # in tests/lib/webfleet_web.py; the star import takes exactly those tests (its __all__), and
 # pytest collects them here, with this module's fixtures.
@@ -16,6 +17,7 @@ from webfleet_web import *  # noqa: F401,F403
 
 WEB = WebServer(
     role="nginx",
+    service="nginx",
     conf_dir="/etc/nginx",
     log_dir="/var/log/nginx",
     config_test="nginx -t",
@@ -123,7 +125,11 @@ def test_nginx_13_hsts(h):
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "TRACE", "OPTIONS", "PATCH"])
 def test_nginx_14_methods(h, method):
     assert status(h, "/", f"-X {method}") == "405"
+    assert [a.strip() for a in allow_headers(h, method)] == ["GET, HEAD, POST"]
     assert status(h, "/healthz", "-X POST") == "200"
+    # Only the refusals name the methods: pages and their errors come from locations.
+    assert "allow" not in headers(h, "/products.json")
+    assert "allow" not in headers(h, "/no-such-page")
 
 
 def test_nginx_15_csp(h):
