@@ -7,6 +7,7 @@ dc_two = lb-two-web1/2 behind lb-two-lb1, which also runs the bounded load gener
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -177,6 +178,47 @@ def test_listeners_and_runtime_api_local_only():
     assert can_connect(host(CLIENT), IP[LB1], 443)
     for port in (9999, 1936, 8080):
         assert not can_connect(host(CLIENT), IP[LB1], port)
+
+
+# Each haproxy process: its user, its effective capabilities, and how many of the mounts it can
+# see sit at "/". Its /proc/<pid>/root cannot be read here (that takes CAP_SYS_PTRACE), but its
+# mountinfo lists only the mounts under its own root: a chrooted process cannot see the
+# container's root filesystem.
+HAPROXY_PROCS = ("for d in /proc/[0-9]*; do [ \"$(cat $d/comm 2>/dev/null)\" = haproxy ] && "
+                 "echo \"$(stat -c %U $d) $(awk '/^CapEff/ {print $2}' $d/status) "
+                 "$(awk '$5 == \"/\"' $d/mountinfo | wc -l)\"; done")
+
+
+def test_worker_drops_privileges_into_chroot():
+    # LB-06: the master stays root (it re-binds on reload); the workers (a reload's old one may
+    # still be finishing) run as haproxy, without capabilities, in the /var/lib/haproxy chroot.
+    out = host(LB1).run(HAPROXY_PROCS).stdout
+    procs = {tuple(line.split()) for line in out.splitlines() if line.strip()}
+    masters = [p for p in procs if p[0] == "root"]
+    assert len(masters) == 1 and masters[0][2] == "1", procs
+    assert {p for p in procs if p[0] != "root"} == {("haproxy", "0000000000000000", "0")}, procs
+    assert "chroot /var/lib/haproxy" in host(LB1).file("/etc/haproxy/haproxy.cfg").content_string
+
+
+# A client that starts a request and never ends its headers (slowloris).
+SLOW_CLIENT = f"""
+import socket, time
+s = socket.create_connection(("{IP[LB1]}", 80), 5)
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: {NAME}\\r\\n")
+s.settimeout(60)
+start = time.time()
+answer = s.recv(200)
+print(round(time.time() - start, 1), answer.split(b"\\r\\n")[0].decode())
+"""
+
+
+def test_unfinished_request_headers_time_out():
+    # LB-07: timeout http-request (haproxy_timeout_http_request_ms, 10 s here) ends it with a 408.
+    script = base64.b64encode(SLOW_CLIENT.encode()).decode()
+    waited, line = host(CLIENT).run(f"echo {script} | base64 -d | python3").stdout.split(" ", 1)
+    assert line.startswith("HTTP/1.1 408 "), line
+    # It waited for the timeout rather than refusing at once; the 60 s socket limit was not hit.
+    assert 9 <= float(waited) < 60, waited
 
 
 def test_tls_profile_redirect_hsts_request_id():
