@@ -98,6 +98,12 @@ def test_apache_10_allowed_methods_still_work(h):
     assert allow_headers(h, "GET") == [] and allow_headers(h, "GET", "/no-such-page") == []
 
 
+def test_apache_10_405_page_only_on_the_error_path(h):
+    # The local 405 page is served as the body of a refusal, never as a page of its own.
+    assert "405 Method Not Allowed" in h.run(f"{CURL} -X PUT https://{NAME}/").stdout
+    assert status(h, "/webfleet-405.html") == "403"
+
+
 def test_apache_11_12_options(h):
     c = conf(h)
     assert "Options -Indexes -Includes -ExecCGI -FollowSymLinks +SymLinksIfOwnerMatch" in c
@@ -148,6 +154,21 @@ def test_tls_11_unknown_names_refused(h):
     assert out in ("403", "000")
     assert h.run("curl -s -o /dev/null -w '%{http_code}' -H 'Host: evil.example' "
                  "http://127.0.0.1/").stdout == "403"
+
+
+def test_cis_5_12_ip_address_host_refused(h):
+    # An address in Host is a scanner or a misrouted client: the catch-all refuses it on both ports.
+    for host in ("127.0.0.1", "192.0.2.10"):
+        assert h.run(f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: {host}' "
+                     "http://127.0.0.1/").stdout == "403", host
+    # Over TLS an address gives no SNI, which SSLStrictSNIVHostCheck refuses.
+    assert h.run("curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1/").stdout == "403"
+
+
+def test_no_fqdn_guess_warning(h):
+    # A global ServerName: no AH00558 guess at each start and config test.
+    out = h.run("apache2ctl -t 2>&1").stdout
+    assert "Syntax OK" in out and "AH00558" not in out
 
 
 # --- Behaviour -----------------------------------------------------------------------------
