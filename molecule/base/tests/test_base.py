@@ -154,6 +154,41 @@ def test_timesync(host):
                          re.M)
 
 
+LOGIN_DEFS = {"UMASK": "027", "PASS_MAX_DAYS": "60", "PASS_MIN_DAYS": "7", "PASS_WARN_AGE": "7",
+              "LOGIN_RETRIES": "5", "LOGIN_TIMEOUT": "60"}
+CRON = ["/etc/crontab", "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly",
+        "/etc/cron.monthly", "/etc/cron.yearly"]
+
+
+def test_login_defs(host):
+    # DevSec os-05: each key set once, on an active line.
+    f = host.file("/etc/login.defs")
+    assert (f.user, f.group, f.mode) == ("root", "root", 0o644)
+    active = [line.split(None, 1) for line in f.content_string.splitlines()
+              if line.strip() and not line.lstrip().startswith("#")]
+    for key, value in LOGIN_DEFS.items():
+        assert [v.strip() for k, v in active if k == key] == [value], key
+    # A new home directory is closed to other users: on Debian 12 useradd derives its mode from
+    # UMASK (0750; Debian's 022 gave 0755), Debian 13 ships HOME_MODE 0700. Debian enables no
+    # pam_umask, so UMASK does not reach login sessions.
+    probe = "wf-umask-probe"
+    try:
+        assert host.run(f"useradd -m -s /usr/sbin/nologin {probe}").rc == 0
+        assert host.file(f"/home/{probe}").mode & 0o007 == 0
+    finally:
+        host.run(f"userdel -r {probe}")
+
+
+def test_cron_root_only(host):
+    # DevSec os-13. The images have the cron directories even without cron: the test is not vacuous.
+    present = [p for p in CRON if host.file(p).exists]
+    assert "/etc/cron.d" in present
+    for path in present:
+        f = host.file(path)
+        mode = 0o700 if f.is_directory else 0o600
+        assert (f.user, f.group, f.mode) == ("root", "root", mode), path
+
+
 def test_journald_retention(host):
     conf = host.file("/etc/systemd/journald.conf.d/60-webfleet.conf").content_string
     assert "SystemMaxUse=500M" in conf
@@ -170,6 +205,8 @@ def test_templates_say_managed(host):
      "base_firewall_allow[0] (bad): port 70000 is not a port number 1-65535"),
     ('{"webfleet_access": [{"name": "bad", "port": 70000, "to": "web", "from": ["lb"]}]}',
      "webfleet_access[0] (bad).port: 70000 is not a TCP/UDP port"),
+    ('{"base_login_defs": {"UMASK": "0x27"}}',
+     "base_login_defs.UMASK (0x27)"),
     ('{"base_firewall_default_action": "deny"}',
      "base_firewall_default_action"),
     ('{"webfleet_access": [{"name": "typo", "port": 80, "to": "webb", "from": ["lb"]}]}',
