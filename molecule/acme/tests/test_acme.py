@@ -1,6 +1,7 @@
 """tls role, source acme, against Pebble, with both web servers (acme-web runs nginx, acme-apache
 runs Apache): the HTTP-01 challenges were really fetched from each web host, the web server
-serves the Pebble-issued certificate for every name, keys are private, the idempotence and
+serves the Pebble-issued certificate for every name (with no OCSP stapling, as Pebble's
+certificates name no responder), keys are private, the idempotence and
 check-mode runs ordered nothing, bad ACME input fails naming the variable, and a new name is
 ordered through the running web server (the renewal path) and served after the reload."""
 
@@ -161,6 +162,22 @@ def test_no_challenge_leftovers(host):
     listeners = w.run("ss -Hltnp 'sport = :80'").stdout
     assert f'(("{WEBS[host]["server"]}"' in listeners, listeners
     assert "python3" not in listeners
+
+
+@pytest.mark.parametrize("host", WEBS)
+def test_no_ocsp_stapling_for_acme_certificates(host):
+    """Pebble, like Let's Encrypt since 2025, puts no OCSP URL in its certificates, so the roles
+    leave stapling off for ACME by default (molecule.yml sets nothing) and neither server
+    complains about it: nginx would warn at every config test, Apache log AH02604 at start."""
+    w = web(host)
+    assert w.run(f"openssl x509 -in {crt(host)} -noout -ocsp_uri").stdout.strip() == ""
+    if WEBS[host]["server"] == "nginx":
+        out = w.run("nginx -T 2>&1")
+        assert out.rc == 0, out.stdout[-2000:]
+        assert "ssl_stapling" not in out.stdout
+    else:
+        assert w.run("grep -rl SSLUseStapling /etc/apache2/").stdout == ""
+        assert w.run("grep -ci stapling /var/log/apache2/error.log").stdout.strip() == "0"
 
 
 @pytest.mark.parametrize("host,name", HOST_NAMES)

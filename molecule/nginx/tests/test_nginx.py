@@ -171,6 +171,33 @@ def test_tls_08_ocsp_stapling_off_for_internal_ca(h):
     assert "OCSP response: no response sent" in h.run(f"{S_CLIENT} -status </dev/null 2>&1").stdout
 
 
+# With stapling on, nginx asks the host's own DNS servers for the responder (there is no
+# systemd-resolved on 127.0.0.53 to ask). Check mode shows the configuration without putting it live.
+def test_tls_08_stapling_asks_the_hosts_resolver():
+    h = get_host("nginx-deb12")
+    nameservers = h.run("awk '/^nameserver/ {print $2}' /etc/resolv.conf").stdout.split()
+    assert nameservers
+    before = nginx_t(h)
+    proc = ansible_playbook("playbooks/web.yml", "--tags", "nginx", "--limit", "nginx-deb12",
+                            "--check", "--diff", "-e", json.dumps({"nginx_ocsp_stapling": True}))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "+ssl_stapling on;" in proc.stdout, proc.stdout[-3000:]
+    assert f"+resolver {' '.join(nameservers)} valid=300s;" in proc.stdout
+    assert nginx_t(h) == before
+
+
+def test_tls_08_stapling_without_resolver_refused():
+    h = get_host("nginx-deb12")
+    before = nginx_t(h)
+    proc = ansible_playbook("playbooks/web.yml", "--tags", "nginx", "--limit", "nginx-deb12",
+                            "-e", json.dumps({"nginx_ocsp_stapling": True, "nginx_resolver": []}))
+    flat = re.sub(r"\s+", " ", proc.stdout)
+    assert proc.returncode != 0
+    assert "nginx_resolver is empty, but nginx_ocsp_stapling is on" in flat, flat[-3000:]
+    assert nginx_t(h) == before
+    assert status(h, "/products.json") == "200"
+
+
 def test_tls_09_certificate(h):
     name = h.backend.get_hostname()
     crt = f"/etc/webfleet/tls/{name}-ecdsa.crt"
