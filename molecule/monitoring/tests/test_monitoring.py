@@ -168,16 +168,24 @@ def test_plain_http_is_refused(target, port):
     assert out == "400"
 
 
+# Every Go TLS endpoint of the tier, on both Debian builds (node_exporter 1.5.0 from the tarball,
+# Prometheus and Alertmanager from Debian 12 and 13, blackbox and the nginx exporter): each takes
+# its web.yml from the common role, and each must refuse what Mozilla intermediate refuses.
+TLS_ENDPOINTS = [(NODE, 9100), (MON1, 9090), (MON2, 9090), (MON1, 9093), (MON2, 9093),
+                 (MON1, 9115), (MON2, 9113)]
+
+
+@pytest.mark.parametrize("target,port", TLS_ENDPOINTS)
 @pytest.mark.parametrize("args", [
     "-tls1_1 -cipher DEFAULT@SECLEVEL=0",          # TLS 1.1
     "-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA",      # CBC suite
     "-tls1_3 -groups secp521r1",                   # a group Go offers by default
 ])
-def test_node_exporter_tls_is_mozilla_intermediate(args):
-    run = host(MON1).run(f"openssl s_client -connect {NODE}:9100 -servername {NODE} {args} "
+def test_tls_endpoints_are_mozilla_intermediate(target, port, args):
+    run = host(MON1).run(f"openssl s_client -connect {target}:{port} -servername {target} {args} "
                          f"-CAfile {CA} </dev/null")
     assert run.rc != 0, run.stdout
-    ok = host(MON1).run(f"openssl s_client -connect {NODE}:9100 -servername {NODE} -tls1_2 "
+    ok = host(MON1).run(f"openssl s_client -connect {target}:{port} -servername {target} -tls1_2 "
                         f"-curves X25519:prime256v1 -CAfile {CA} </dev/null")
     assert ok.rc == 0 and "Verify return code: 0 (ok)" in ok.stdout, ok.stdout + ok.stderr
     # OpenSSL 3.0 (Debian 12) says "Server Temp Key", 3.5 (Debian 13) "Peer Temp Key".
