@@ -189,6 +189,22 @@ def test_cron_root_only(host):
         assert (f.user, f.group, f.mode) == ("root", "root", mode), path
 
 
+def test_cron_loosened_by_hand_is_closed_again():
+    # The role touches only entries that are not root's alone: loosen two, and exactly those two
+    # are put back (the rest are skipped), and a second run changes nothing.
+    web = host(WEB)
+    loosen = "chmod 0755 /etc/cron.d && chgrp daemon /etc/crontab && chmod 0644 /etc/crontab"
+    assert web.run(loosen).rc == 0
+    fixed = ansible_playbook("playbooks/base.yml", "--limit", WEB, "--tags", "base_cron")
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    changed = re.findall(r"changed: \[base-web\] => \(item=(\S+)\)", fixed.stdout)
+    assert sorted(changed) == ["/etc/cron.d", "/etc/crontab"], fixed.stdout[-3000:]
+    assert (web.file("/etc/crontab").group, web.file("/etc/crontab").mode) == ("root", 0o600)
+    assert web.file("/etc/cron.d").mode == 0o700
+    again = ansible_playbook("playbooks/base.yml", "--limit", WEB, "--tags", "base_cron")
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
+
+
 def test_journald_retention(host):
     conf = host.file("/etc/systemd/journald.conf.d/60-webfleet.conf").content_string
     assert "SystemMaxUse=500M" in conf
